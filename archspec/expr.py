@@ -1,0 +1,345 @@
+"""The expression language: a whitelisted subset of Python syntax, never `eval`.
+
+Expressions are parsed once with `ast.parse` and checked against a whitelist of node
+types, so anything outside the language (attribute access, lambdas, comprehensions,
+dunder names, calls of unknown functions) is refused before it is ever evaluated. The
+evaluator walks the tree itself and bounds the size of every value it makes.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archspec.errors import Pos
+
+MAX_INT = 10**15  # no channel, size or count in a real network comes close
+MAX_LIST = 10_000
+MAX_DEPTH = 64
+
+
+class ExprError(Exception):
+    """An expression that cannot be parsed or evaluated; the caller adds the location."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def _ceil(x):
+    return math.ceil(x)
+
+
+def _floor(x):
+    return math.floor(x)
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "ceil": _ceil,
+    "floor": _floor,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "round": round,
+    "int": int,
+    "float": float,
+    "len": len,
+    "sum": sum,
+}
+CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None}
+
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_ALLOWED = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
+    ast.Call, ast.Name, ast.Constant, ast.List, ast.Tuple, ast.Subscript, ast.Load,
+    ast.And, ast.Or, *_BINOPS, *_UNARY, *_COMPARE,
+)
+_REFUSED = {
+    ast.Attribute: "attribute access",
+    ast.Lambda: "lambdas",
+    ast.ListComp: "comprehensions",
+    ast.SetComp: "comprehensions",
+    ast.DictComp: "comprehensions",
+    ast.GeneratorExp: "comprehensions",
+    ast.Dict: "dictionaries",
+    ast.Set: "sets",
+    ast.Starred: "starred arguments",
+    ast.NamedExpr: "assignment expressions",
+    ast.JoinedStr: "f-strings",
+    ast.Slice: "slices",
+    ast.Await: "await",
+    ast.Yield: "yield",
+}
+
+
+@dataclass(eq=False)
+class Expr:
+    """A parsed expression with the place it was written."""
+
+    source: str
+    tree: ast.expr
+    names: frozenset[str]
+    calls: frozenset[str]
+    pos: Pos | None = field(default=None, compare=False)
+
+    @property
+    def constant(self) -> Any:
+        """The value if the expression is a literal, else raise ExprError."""
+        if isinstance(self.tree, ast.Constant):
+            return self.tree.value
+        raise ExprError(f"expected a literal value, got `{self.source}`")
+
+    @property
+    def is_constant(self) -> bool:
+        """True for a plain literal such as 3, 0.5, true or 'relu'."""
+        return isinstance(self.tree, ast.Constant)
+
+    def __repr__(self) -> str:
+        return f"Expr({self.source!r})"
+
+
+def parse(value: Any) -> Expr:
+    """Parse a YAML value (string expression, number, bool or list) into an Expr."""
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, bool) or isinstance(value, (int, float)) or value is None:
+        node: ast.expr = ast.Constant(value)
+        return Expr(repr(value), node, frozenset(), frozenset())
+    if isinstance(value, list):
+        items = [parse(v) for v in value]
+        node = ast.List([i.tree for i in items], ast.Load())
+        names = frozenset().union(*(i.names for i in items))
+        calls = frozenset().union(*(i.calls for i in items))
+        return Expr("[" + ", ".join(i.source for i in items) + "]", node, names, calls)
+    if not isinstance(value, str):
+        raise ExprError(f"expected an expression, got a {type(value).__name__}")
+    return _parse_source(value)
+
+
+def _parse_source(source: str) -> Expr:
+    if len(source) > 2000:
+        raise ExprError("expression longer than 2000 characters")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"invalid expression `{source}`: {exc.msg}") from None
+    names: set[str] = set()
+    calls: set[str] = set()
+    for node in ast.walk(tree):
+        _check_node(node, source)
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        if isinstance(node, ast.Call):
+            calls.add(node.func.id)  # _check_node made sure it is a plain name
+    return Expr(source, tree.body, frozenset(names - calls), frozenset(calls))
+
+
+def _check_node(node: ast.AST, source: str) -> None:
+    if type(node) in _REFUSED:
+        raise ExprError(f"{_REFUSED[type(node)]} are not part of the expression language: `{source}`")
+    if not isinstance(node, _ALLOWED):
+        raise ExprError(f"`{source}` uses syntax outside the expression language ({type(node).__name__})")
+    if isinstance(node, ast.Name) and node.id.startswith("_"):
+        raise ExprError(f"names starting with an underscore are not allowed: `{node.id}`")
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(f"only named functions can be called: `{source}`")
+        if node.keywords:
+            raise ExprError(f"keyword arguments are not supported: `{source}`")
+    if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
+        raise ExprError(f"unsupported literal in `{source}`")
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function written in a spec: `make_divisible: {args: [x], expr: ...}`."""
+
+    name: str
+    args: tuple[str, ...]
+    body: Expr
+
+
+class Evaluator:
+    """Evaluates expressions against a scope of names; bounded and side-effect free."""
+
+    def __init__(self, functions: Mapping[str, Function] | None = None):
+        self.functions = dict(functions or {})
+
+    def eval(self, expr: Expr, scope: Mapping[str, Any]) -> Any:
+        """Evaluate `expr` with the names of `scope` bound."""
+        return self._eval(expr.tree, scope, 0)
+
+    def _eval(self, node: ast.expr, scope: Mapping[str, Any], depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise ExprError("expression nested too deeply (recursive function?)")
+        method = getattr(self, "_eval_" + type(node).__name__)
+        return _bounded(method(node, scope, depth + 1))
+
+    def _eval_Constant(self, node: ast.Constant, scope, depth):
+        return node.value
+
+    def _eval_Name(self, node: ast.Name, scope, depth):
+        if node.id in scope:
+            return scope[node.id]
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        raise ExprError(f"undefined name `{node.id}`", _hint(node.id, scope))
+
+    def _eval_List(self, node: ast.List, scope, depth):
+        return [self._eval(e, scope, depth) for e in node.elts]
+
+    _eval_Tuple = _eval_List
+
+    def _eval_BinOp(self, node: ast.BinOp, scope, depth):
+        left = self._eval(node.left, scope, depth)
+        right = self._eval(node.right, scope, depth)
+        return _binop(type(node.op), left, right)
+
+    def _eval_UnaryOp(self, node: ast.UnaryOp, scope, depth):
+        value = self._eval(node.operand, scope, depth)
+        if not isinstance(node.op, ast.Not):
+            _need_number(value, "unary minus")
+        return _UNARY[type(node.op)](value)
+
+    def _eval_BoolOp(self, node: ast.BoolOp, scope, depth):
+        is_and = isinstance(node.op, ast.And)
+        value = None
+        for operand in node.values:
+            value = self._eval(operand, scope, depth)
+            if bool(value) != is_and:
+                return value
+        return value
+
+    def _eval_Compare(self, node: ast.Compare, scope, depth):
+        left = self._eval(node.left, scope, depth)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = self._eval(comparator, scope, depth)
+            try:
+                ok = _COMPARE[type(op)](left, right)
+            except TypeError:
+                raise ExprError(
+                    f"cannot compare {_kind(left)} with {_kind(right)}"
+                ) from None
+            if not ok:
+                return False
+            left = right
+        return True
+
+    def _eval_IfExp(self, node: ast.IfExp, scope, depth):
+        test = self._eval(node.test, scope, depth)
+        return self._eval(node.body if test else node.orelse, scope, depth)
+
+    def _eval_Subscript(self, node: ast.Subscript, scope, depth):
+        target = self._eval(node.value, scope, depth)
+        index = self._eval(node.slice, scope, depth)
+        if not isinstance(target, list):
+            raise ExprError(f"only lists can be indexed, not {_kind(target)}")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ExprError(f"a list index must be an integer, got {_kind(index)}")
+        if not -len(target) <= index < len(target):
+            raise ExprError(f"index {index} is out of range for a list of {len(target)}")
+        return target[index]
+
+    def _eval_Call(self, node: ast.Call, scope, depth):
+        name = node.func.id
+        args = [self._eval(a, scope, depth) for a in node.args]
+        if name in self.functions:
+            fn = self.functions[name]
+            if len(args) != len(fn.args):
+                raise ExprError(f"{name}() takes {len(fn.args)} argument(s), got {len(args)}")
+            return self._eval(fn.body.tree, dict(zip(fn.args, args, strict=True)), depth)
+        if name in BUILTINS:
+            return _call_builtin(name, args)
+        raise ExprError(
+            f"unknown function `{name}`", _hint(name, [*BUILTINS, *self.functions])
+        )
+
+
+def _hint(name: str, choices) -> str | None:
+    from archspec.errors import did_you_mean
+
+    return did_you_mean(name, [c for c in choices if not c.startswith("_")])
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return getattr(value, "kind", "a value")
+
+
+def _need_number(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ExprError(f"{what} needs a number, got {_kind(value)}")
+
+
+def _binop(op: type, left: Any, right: Any) -> Any:
+    if op is ast.Add and isinstance(left, list) and isinstance(right, list):
+        return left + right
+    if op is ast.Mult and isinstance(left, list) != isinstance(right, list):
+        items, count = (left, right) if isinstance(left, list) else (right, left)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ExprError(f"a list can only be repeated an integer number of times, not {_kind(count)}")
+        if count * len(items) > MAX_LIST:
+            raise ExprError(f"list longer than {MAX_LIST} items")
+        return items * max(count, 0)
+    _need_number(left, "arithmetic")
+    _need_number(right, "arithmetic")
+    if op in (ast.Div, ast.FloorDiv, ast.Mod) and right == 0:
+        raise ExprError("division by zero")
+    if op is ast.Pow and (abs(right) > 64 or abs(left) > MAX_INT):
+        raise ExprError("exponent too large")
+    try:
+        return _BINOPS[op](left, right)
+    except (OverflowError, ValueError, ZeroDivisionError) as exc:
+        raise ExprError(f"arithmetic error: {exc}") from None
+
+
+def _call_builtin(name: str, args: list[Any]) -> Any:
+    try:
+        if name in ("min", "max") and len(args) == 1:
+            return BUILTINS[name](args[0])
+        return BUILTINS[name](*args)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ExprError(f"{name}(): {exc}") from None
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ExprError(f"value {value} is out of range (more than {MAX_INT:.0e})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExprError(f"value {value} is not a finite number")
+    if isinstance(value, (list, str)) and len(value) > MAX_LIST:
+        raise ExprError(f"value longer than {MAX_LIST} items")
+    return value

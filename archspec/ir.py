@@ -1,0 +1,464 @@
+"""The IR: a spec bound to concrete values, with every node's attributes and shapes.
+
+Binding substitutes parameters, evaluates `let`s and checks, unrolls `repeat` and
+`for_each`, decides `when`, resolves input references, and runs each op's shape rule.
+Errors are collected, not raised one by one, so a file reports all of them; a node whose
+input is already broken gets shape `None` and is not checked again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archspec.errors import Collector, Pos, SpecError, did_you_mean
+from archspec.expr import Evaluator, Expr, ExprError, Function
+from archspec.ops import CHECKERS, INIT_SCHEMES, OPS, Activation, AttrError, Op, Shape, ShapeError
+from archspec.spec import BlockSpec, NetworkSpec, NodeSpec, ParamSpec, coerce
+
+OVERRIDE_POS = Pos("--set")
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block named in an expression (`block: unit` where `let: {unit: Bottleneck}`)."""
+
+    name: str
+    kind = "a block"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A tensor flowing through the graph: who made it and its per-sample shape."""
+
+    producer: str
+    shape: Shape | None
+    kind = "a node"
+
+
+@dataclass
+class Node:
+    """One bound op: the unit of analysis and of emission."""
+
+    path: str
+    op: str
+    attrs: dict[str, Any]
+    inputs: list[str]
+    in_shapes: list[Shape]
+    shape: Shape
+    params: dict[str, Shape]
+    buffers: dict[str, Shape]
+    macs: int
+    init: dict[str, tuple[str, dict[str, Any]]]
+    pos: Pos
+
+
+@dataclass
+class Module:
+    """The module tree: network, block instances, sequences, repeats and op leaves."""
+
+    path: str
+    kind: str  # network | block | seq | repeat | op
+    name: str  # block name, op name, or "" for containers
+    args: dict[str, Any] = field(default_factory=dict)
+    children: list[Module] = field(default_factory=list)
+    node: Node | None = None
+
+
+@dataclass
+class Graph:
+    """A fully bound network: what analysis reads and what emitters render."""
+
+    spec: NetworkSpec
+    name: str
+    params: dict[str, Any]
+    input_shape: Shape
+    nodes: list[Node]
+    root: Module
+    output: Value
+
+
+def bind(spec: NetworkSpec, overrides: Mapping[str, Any] | None = None,
+         input_shape: Shape | None = None) -> Graph:
+    """Bind a validated spec into a Graph, or raise every error found, located."""
+    return _Binder(spec).bind(dict(overrides or {}), input_shape)
+
+
+def join(prefix: str, name: str) -> str:
+    """Module path of `name` inside `prefix`."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+def snake(name: str) -> str:
+    """`SqueezeExcite` -> `squeeze_excite`: default node names for block calls."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class _Binder:
+    def __init__(self, spec: NetworkSpec):
+        self.spec = spec
+        self.errors = Collector()
+        functions = {n: Function(n, tuple(f.args), f.expr) for n, f in spec.functions.items()}
+        self.ev = Evaluator(functions)
+        self.nodes: list[Node] = []
+        self.parents: list[Module] = []
+        self.stack: list[str] = []
+        self.blocks = {name: BlockRef(name) for name in spec.blocks}
+
+    # -- entry ---------------------------------------------------------------------------
+    def bind(self, overrides: dict[str, Any], input_shape: Shape | None) -> Graph:
+        spec = self.spec
+        shape = input_shape or (spec.input.channels, spec.input.height, spec.input.width)
+        for key in overrides:
+            if key not in spec.params:
+                self.errors.add(OVERRIDE_POS, f"`{key}` is not a parameter of {spec.name}",
+                                did_you_mean(key, spec.params))
+        scope = self.scope(spec, overrides, spec.pos, {}, arg_pos=OVERRIDE_POS)
+        root = Module("", "network", spec.name, dict(scope or {}))
+        self.parents.append(root)
+        output = Value("input", shape)
+        if scope is not None:
+            output = self.bind_nodes(spec.nodes, spec.output, scope, "", output, seq=False)
+        self.errors.raise_if_any()
+        params = {k: scope[k] for k in spec.params}
+        return Graph(spec, spec.name, params, shape, self.nodes, root, output)
+
+    # -- scopes --------------------------------------------------------------------------
+    def scope(self, owner: BlockSpec, args: Mapping[str, Any], pos: Pos,
+              extra: dict[str, Any], arg_pos: Pos | None = None) -> dict[str, Any] | None:
+        """Parameters (args over defaults), then lets, then checks; None if any failed."""
+        before = len(self.errors.diagnostics)
+        scope: dict[str, Any] = {**self.blocks, **extra}
+        for name, param in owner.params.items():
+            scope[name] = self.param_value(name, param, args, pos, arg_pos)
+        for name, expr in owner.let.items():
+            if name in owner.params:
+                self.errors.add(expr.pos, f"`{name}` is both a parameter and a let")
+            scope[name] = self.eval(expr, scope)
+        if len(self.errors.diagnostics) > before:
+            return None
+        for check in owner.checks:
+            ok = self.eval(check.expr, scope)
+            if ok is not None and not ok:
+                self.errors.add(arg_pos if arg_pos and arg_pos is OVERRIDE_POS else pos,
+                                f"check failed: {check.message}")
+        return scope if len(self.errors.diagnostics) == before else None
+
+    def param_value(self, name: str, param: ParamSpec, args: Mapping[str, Any], pos: Pos,
+                    arg_pos: Pos | None) -> Any:
+        if name not in args:
+            if param.required:
+                self.errors.add(pos, f"missing argument `{name}`")
+            return param.default
+        value, where = args[name], arg_pos or pos
+        if isinstance(value, tuple):  # (value, position) from a block call
+            value, where = value
+            if value is None:  # its expression already reported an error
+                return param.default
+        try:
+            value = coerce(value, param.type)
+        except ValueError as exc:
+            self.errors.add(where, f"argument `{name}`: {exc}")
+            return param.default
+        if param.choices is not None and value not in param.choices:
+            self.errors.add(where, f"argument `{name}` must be one of {param.choices}, got {value!r}")
+        return value
+
+    def eval(self, expr: Expr, scope: Mapping[str, Any]) -> Any:
+        """Evaluate, recording a located error (and returning None) on failure."""
+        try:
+            return self.ev.eval(expr, scope)
+        except ExprError as exc:
+            self.errors.add(expr.pos or self.spec.pos, exc.message, exc.hint)
+            return None
+
+    # -- graphs --------------------------------------------------------------------------
+    def bind_nodes(self, nodes: list[NodeSpec], output: str | None, scope: dict[str, Any],
+                   prefix: str, x: Value, seq: bool) -> Value:
+        """Bind a list of nodes in order; returns the output value (last node by default)."""
+        names = [str(i) for i in range(len(nodes))] if seq else _node_names(nodes)
+        env: dict[str, Value] = {"x": x}
+        prev = x
+        for ns, name in zip(nodes, names, strict=True):
+            if ns.name and ns.name in scope:
+                self.errors.add(ns.pos, f"node name `{ns.name}` is also a parameter, let or block")
+            ins = self.inputs(ns, scope, env, set(names), prev)
+            if ins is None:
+                value = Value(join(prefix, name), None)
+            else:
+                value = self.bind_node(ns, scope, join(prefix, name), ins)
+            env[name] = prev = value
+        if output is None:
+            return prev
+        if output not in env:
+            self.errors.add(nodes[-1].pos if nodes else self.spec.pos,
+                            f"output `{output}` is not a node", did_you_mean(output, env))
+            return Value(prefix, None)
+        return env[output]
+
+    def inputs(self, ns: NodeSpec, scope, env: dict[str, Value], names: set[str],
+               prev: Value) -> list[Value] | None:
+        if ns.inputs is None:
+            return [prev]
+        missing = sorted(n for n in ns.inputs.names if n not in env and n not in scope)
+        for name in missing:
+            if name in names:
+                self.errors.add(ns.inputs.pos, f"input `{name}` is defined later: a node can "
+                                "only use earlier nodes (no cycles)")
+            else:
+                self.errors.add(ns.inputs.pos, f"unknown node `{name}`",
+                                did_you_mean(name, set(env) | names))
+        if missing:
+            return None
+        value = self.eval(ns.inputs, {**scope, **env})
+        values = value if isinstance(value, list) else [value]
+        if value is None or not values or not all(isinstance(v, Value) for v in values):
+            if value is not None:
+                self.errors.add(ns.inputs.pos, "`inputs` must name nodes")
+            return None
+        return values
+
+    def bind_node(self, ns: NodeSpec, scope, path: str, ins: list[Value]) -> Value:
+        if ns.when is not None:
+            present = self.eval(ns.when, scope)
+            if present is None:
+                return Value(path, None)
+            if not present:  # an absent node passes its first input through
+                return ins[0]
+        if ns.repeat is None and ns.for_each is None:
+            return self.bind_body(ns, scope, path, ins)
+        module = self.push(Module(path, "repeat", ""))
+        value = ins[0]
+        for k, extra in enumerate(self.iterations(ns, scope)):
+            value = self.bind_body(ns, {**scope, **extra}, f"{path}.{k}", ins if k == 0 else [value])
+        self.pop(module)
+        return value
+
+    def iterations(self, ns: NodeSpec, scope) -> list[dict[str, Any]]:
+        if ns.repeat is not None:
+            count = self.eval(ns.repeat, scope)
+            if count is None:
+                return []
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                self.errors.add(ns.repeat.pos, f"`repeat` needs a count >= 0, got {count!r}")
+                return []
+            return [{"i": i} for i in range(count)]
+        table = self.spec.tables.get(ns.for_each)
+        if table is None:
+            self.errors.add(ns.pos, f"unknown table `{ns.for_each}`",
+                            did_you_mean(ns.for_each, self.spec.tables))
+            return []
+        return [{"i": i, **dict(zip(table.columns, row, strict=True))}
+                for i, row in enumerate(table.rows)]
+
+    def bind_body(self, ns: NodeSpec, scope, path: str, ins: list[Value]) -> Value:
+        if ns.kind == "op":
+            return self.bind_op(ns, scope, path, ins)
+        if len(ins) != 1:
+            self.errors.add(ns.pos, f"a {ns.kind} takes one input, got {len(ins)}")
+            return Value(path, None)
+        if ns.kind == "seq":
+            module = self.push(Module(path, "seq", ""))
+            value = self.bind_nodes(ns.seq, None, scope, path, ins[0], seq=True)
+            self.pop(module)
+            return value
+        return self.bind_block(ns, scope, path, ins[0])
+
+    # -- blocks --------------------------------------------------------------------------
+    def bind_block(self, ns: NodeSpec, scope, path: str, x: Value) -> Value:
+        ref = self.block_ref(ns, scope)
+        if ref is None or x.shape is None:
+            return Value(path, None)
+        if ref.name in self.stack:
+            chain = " -> ".join([*self.stack, ref.name])
+            self.errors.add(ns.pos, f"block `{ref.name}` uses itself ({chain})")
+            return Value(path, None)
+        block = self.spec.blocks[ref.name]
+        args = {}
+        for name, expr in ns.args.items():
+            if name not in block.params:
+                self.errors.add(expr.pos, f"block `{ref.name}` has no parameter `{name}`",
+                                did_you_mean(name, block.params))
+            args[name] = (self.eval(expr, scope), expr.pos)
+        extra = _input_names(x.shape)
+        inner = self.scope(block, args, ns.pos, extra)
+        if inner is None:
+            return Value(path, None)
+        bound = {k: inner[k] for k in block.params}
+        module = self.push(Module(path, "block", ref.name, bound))
+        self.stack.append(ref.name)
+        value = self.bind_nodes(block.nodes, block.output, inner, path, x, seq=False)
+        self.stack.pop()
+        self.pop(module)
+        return value
+
+    def block_ref(self, ns: NodeSpec, scope) -> BlockRef | None:
+        expr = ns.block
+        if len(expr.names) == 1 and not expr.calls and expr.source.strip() in expr.names:
+            name = expr.source.strip()
+            if name not in scope:
+                self.errors.add(expr.pos, f"unknown block `{name}`", did_you_mean(name, self.blocks))
+                return None
+        ref = self.eval(expr, scope)
+        if ref is not None and not isinstance(ref, BlockRef):
+            self.errors.add(expr.pos, f"`block` must name a block, got {ref!r}")
+            return None
+        return ref
+
+    # -- ops -----------------------------------------------------------------------------
+    def bind_op(self, ns: NodeSpec, scope, path: str, ins: list[Value]) -> Value:
+        op = OPS.get(ns.op)
+        if op is None:
+            self.errors.add(ns.pos, f"unknown op `{ns.op}`", did_you_mean(ns.op, OPS))
+            return Value(path, None)
+        attrs = self.op_attrs(op, ns, scope)
+        if attrs is None:
+            return Value(path, None)
+        if isinstance(op, Activation):
+            op, attrs = OPS[attrs["fn"]], {}
+        if not op.min_inputs <= len(ins) <= op.max_inputs:
+            expected = op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
+            self.errors.add(ns.pos, f"{op.name} takes {expected} input(s), got {len(ins)}")
+            return Value(path, None)
+        shapes = [v.shape for v in ins]
+        if any(s is None for s in shapes):
+            return Value(path, None)
+        try:
+            shape = op.shape(shapes, attrs)
+        except ShapeError as exc:
+            self.errors.add(ns.pos, f"{path}: {exc}")
+            return Value(path, None)
+        params = op.params(shapes, attrs)
+        node = Node(path, op.name, attrs, [v.producer for v in ins], shapes, shape, params,
+                    op.buffers(shapes, attrs), op.macs(shapes, shape, attrs),
+                    self.bind_init(op, ns, scope, params), ns.pos)
+        self.nodes.append(node)
+        self.parents[-1].children.append(Module(path, "op", op.name, node=node))
+        return Value(path, shape)
+
+    def op_attrs(self, op: Op, ns: NodeSpec, scope) -> dict[str, Any] | None:
+        defaults = self.spec.defaults.get(op.name, {})
+        before = len(self.errors.diagnostics)
+        for key, expr in ns.attrs.items():
+            if key not in op.attrs:
+                self.errors.add(expr.pos, f"{op.name} has no attribute `{key}`",
+                                did_you_mean(key, op.attrs))
+        attrs = {}
+        for key, attr in op.attrs.items():
+            expr = ns.attrs.get(key, defaults.get(key))
+            if expr is None:
+                if attr.required:
+                    self.errors.add(ns.pos, f"{op.name} needs attribute `{key}`")
+                    continue
+                value, where = attr.default, ns.pos
+            else:
+                value, where = self.eval(expr, scope), expr.pos
+                if value is None and attr.kind != "pair?":
+                    continue
+            try:
+                attrs[key] = CHECKERS[attr.kind](value)
+            except AttrError as exc:
+                self.errors.add(where, f"{op.name} attribute `{key}`: {exc}")
+        return attrs if len(self.errors.diagnostics) == before else None
+
+    def bind_init(self, op: Op, ns: NodeSpec, scope, params) -> dict[str, tuple[str, dict]]:
+        defaults = self.spec.init.get(op.name, {})
+        for tensor, init in ns.init.items():
+            if tensor not in op.tensors:
+                self.errors.add(init.pos, f"{op.name} has no tensor `{tensor}` to initialise",
+                                did_you_mean(tensor, op.tensors))
+        bound = {}
+        for tensor in params:
+            init = ns.init.get(tensor) or defaults.get(tensor)
+            if init is None:
+                bound[tensor] = ("default", {})
+                continue
+            known = INIT_SCHEMES.get(init.scheme)
+            if known is None:
+                self.errors.add(init.pos, f"unknown initialisation `{init.scheme}`",
+                                did_you_mean(init.scheme, INIT_SCHEMES))
+                continue
+            args = dict(known)
+            for key, expr in init.args.items():
+                if key not in known:
+                    self.errors.add(expr.pos, f"`{init.scheme}` has no argument `{key}`",
+                                    did_you_mean(key, known))
+                # string-valued arguments (mode, nonlinearity) are names, not expressions
+                literal = isinstance(known.get(key), str)
+                args[key] = expr.source.strip("'\"") if literal else self.eval(expr, scope)
+            bound[tensor] = (init.scheme, args)
+        return bound
+
+    # -- module tree ---------------------------------------------------------------------
+    def push(self, module: Module) -> Module:
+        self.parents[-1].children.append(module)
+        self.parents.append(module)
+        return module
+
+    def pop(self, module: Module) -> None:
+        assert self.parents.pop() is module
+
+
+def _input_names(shape: Shape) -> dict[str, int]:
+    names = {"in_channels": shape[0]} if shape else {}
+    if len(shape) == 3:
+        names.update(in_height=shape[1], in_width=shape[2])
+    return names
+
+
+def _node_names(nodes: list[NodeSpec]) -> list[str]:
+    """Explicit names, else the op (or snake-cased block) name, numbered when repeated."""
+    taken = {n.name for n in nodes if n.name}
+    seen: dict[str, int] = {}
+    names = []
+    for ns in nodes:
+        if ns.name:
+            names.append(ns.name)
+            continue
+        base = ns.op if ns.kind == "op" else snake(ns.block.source) if ns.kind == "block" else "seq"
+        base = re.sub(r"\W", "_", base)
+        k = seen.get(base, 0)
+        name = base if k == 0 and base not in taken else f"{base}_{k}"
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        seen[base] = k + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def duplicate_names(nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """Nodes whose explicit name repeats an earlier one in the same list."""
+    seen: set[str] = set()
+    dups = []
+    for ns in nodes:
+        if ns.name in seen:
+            dups.append(ns)
+        seen.add(ns.name or "")
+    return dups
+
+
+def check_structure(spec: NetworkSpec) -> None:
+    """Static checks that need no values: duplicate names, unknown ops. Raises all."""
+    errors = Collector()
+    for nodes in _node_lists(spec):
+        for ns in duplicate_names(nodes):
+            errors.add(ns.pos, f"duplicate node name `{ns.name}`")
+        for ns in nodes:
+            if ns.kind == "op" and ns.op not in OPS:
+                errors.add(ns.pos, f"unknown op `{ns.op}`", did_you_mean(ns.op, OPS))
+    errors.raise_if_any()
+
+
+def _node_lists(spec: NetworkSpec):
+    pending = [spec.nodes, *(b.nodes for b in spec.blocks.values())]
+    while pending:
+        nodes = pending.pop()
+        yield nodes
+        pending.extend(ns.seq for ns in nodes if ns.seq is not None)
+
+
+__all__ = ["Graph", "Module", "Node", "SpecError", "Value", "bind", "check_structure"]

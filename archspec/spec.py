@@ -1,0 +1,314 @@
+"""The spec language as pydantic models: what a valid YAML spec may contain.
+
+Validation here is structural (keys, types, names, expression syntax). Meaning that
+needs values (shapes, which blocks exist, op attributes) is checked in `ir.py`, which
+still reports it at the place it was written, through the positions kept by `load.py`.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from archspec.errors import Diagnostic, Pos, SpecError
+from archspec.expr import Expr, ExprError, parse
+from archspec.load import Document
+
+RESERVED = frozenset(
+    {"forward", "construct", "training", "parameters", "modules", "children", "state_dict",
+     "buffers", "named_parameters", "cells", "train", "eval", "cuda", "to", "apply",
+     "self", "super", "x", "in_channels", "in_height", "in_width", "i"}
+)
+PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list": list}
+
+
+def _expr(value: Any) -> Expr:
+    try:
+        return parse(value)
+    except ExprError as exc:
+        raise ValueError(exc.message) from None
+
+
+def _check_identifier(name: str, what: str) -> str:
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"{what} `{name}` is not a valid identifier")
+    if keyword.iskeyword(name) or name.startswith("__"):
+        raise ValueError(f"{what} `{name}` is a reserved word")
+    return name
+
+
+ExprField = Annotated[Expr, BeforeValidator(_expr)]
+
+
+class Model(BaseModel):
+    """Base of every spec model: unknown keys are errors, positions are attached later."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=False)
+    _pos: Pos | None = PrivateAttr(default=None)
+
+    @property
+    def pos(self) -> Pos:
+        """Where this mapping starts in its YAML file."""
+        return self._pos or Pos("<unknown>")
+
+
+class ParamSpec(Model):
+    """A typed parameter with an optional default; `name: 3` and `name: int` are shorthand."""
+
+    type: Literal["int", "float", "bool", "str", "list"]
+    default: Any = None
+    required: bool = False
+    choices: list[Any] | None = None
+    doc: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in PARAM_TYPES:
+            return {"type": value, "required": True}
+        if not isinstance(value, dict):
+            return {"type": _type_of(value), "default": value}
+        if "default" not in value and "type" in value:
+            return {**value, "required": True}
+        if "type" not in value and "default" in value:
+            return {**value, "type": _type_of(value["default"])}
+        return value
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> ParamSpec:
+        if not self.required:
+            self.default = coerce(self.default, self.type)
+        return self
+
+
+def _type_of(value: Any) -> str:
+    for name in ("bool", "int", "float", "str", "list"):
+        if isinstance(value, PARAM_TYPES[name]):
+            return name
+    raise ValueError(f"cannot infer a parameter type from {value!r}")
+
+
+def coerce(value: Any, type_name: str) -> Any:
+    """Check a value against a parameter type; ints are accepted where floats are."""
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = PARAM_TYPES[type_name]
+    wrong_bool = isinstance(value, bool) and type_name in ("int", "float")
+    if wrong_bool or not isinstance(value, expected):
+        raise ValueError(f"expected {type_name}, got {value!r}")
+    return value
+
+
+class CheckSpec(Model):
+    """An assertion over parameters with the message shown when it fails."""
+
+    expr: ExprField
+    message: str
+
+
+class FunctionSpec(Model):
+    """A pure function written in the spec, usable in every expression."""
+
+    args: list[str]
+    expr: ExprField
+
+
+class TableSpec(Model):
+    """Rows of literal data that `for_each` repeats a node over."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> TableSpec:
+        for name in self.columns:
+            _check_identifier(name, "column")
+        for i, row in enumerate(self.rows):
+            if len(row) != len(self.columns):
+                raise ValueError(
+                    f"row {i} has {len(row)} values but the table has {len(self.columns)} columns"
+                )
+        return self
+
+
+class InitSpec(Model):
+    """An initialisation scheme and its arguments: `zeros` or `{kaiming_normal: {...}}`."""
+
+    scheme: str
+    args: dict[str, ExprField] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"scheme": value}
+        if isinstance(value, dict) and len(value) == 1 and "scheme" not in value:
+            (scheme, args), = value.items()
+            if not isinstance(args, dict):
+                args = {"value": args}
+            return {"scheme": scheme, "args": args}
+        return value
+
+
+class NodeSpec(Model):
+    """One node of a graph: an op, a block call, or a sequence; op attributes inline."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    name: str | None = None
+    op: str | None = None
+    block: ExprField | None = None
+    seq: list[NodeSpec] | None = None
+    args: dict[str, ExprField] = Field(default_factory=dict)
+    inputs: ExprField | None = None
+    when: ExprField | None = None
+    repeat: ExprField | None = None
+    for_each: str | None = None
+    init: dict[str, InitSpec] = Field(default_factory=dict)
+    doc: str | None = None
+    _attrs: dict[str, Expr] = PrivateAttr(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_identifier(value, "node name")
+            if value in RESERVED:
+                raise ValueError(f"node name `{value}` is reserved")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NodeSpec:
+        kinds = [k for k in ("op", "block", "seq") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a node needs exactly one of `op`, `block` or `seq`"
+                             + (f" (has {', '.join(kinds)})" if kinds else ""))
+        if self.repeat is not None and self.for_each is not None:
+            raise ValueError("use `repeat` or `for_each`, not both")
+        if self.args and self.block is None:
+            raise ValueError("`args` belongs to block calls; op attributes are written inline")
+        extra = dict(self.model_extra or {})
+        if extra and self.op is None:
+            raise ValueError(f"unknown key `{sorted(extra)[0]}`")
+        errors = {}
+        for key, value in extra.items():
+            try:
+                self._attrs[key] = parse(value)
+            except ExprError as exc:
+                errors[key] = exc.message
+        if errors:
+            key, message = next(iter(errors.items()))
+            raise ValueError(f"attribute `{key}`: {message}")
+        return self
+
+    @property
+    def attrs(self) -> dict[str, Expr]:
+        """The op's attributes as written (inline keys other than the reserved ones)."""
+        return self._attrs
+
+    @property
+    def kind(self) -> str:
+        """`op`, `block` or `seq`."""
+        return "op" if self.op is not None else "block" if self.block is not None else "seq"
+
+
+class BlockSpec(Model):
+    """A named, parametrised subgraph; its input is `x`, its output its last node."""
+
+    doc: str | None = None
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    let: dict[str, ExprField] = Field(default_factory=dict)
+    checks: list[CheckSpec] = Field(default_factory=list)
+    nodes: list[NodeSpec]
+    output: str | None = None
+
+
+class InputSpec(Model):
+    """The input image: channels, height, width (one sample; the batch is N)."""
+
+    channels: int = Field(gt=0)
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+
+
+class NetworkSpec(BlockSpec):
+    """A whole spec file: a network plus the blocks, functions and data it uses."""
+
+    name: str
+    input: InputSpec
+    functions: dict[str, FunctionSpec] = Field(default_factory=dict)
+    tables: dict[str, TableSpec] = Field(default_factory=dict)
+    blocks: dict[str, BlockSpec] = Field(default_factory=dict)
+    defaults: dict[str, dict[str, ExprField]] = Field(default_factory=dict)
+    init: dict[str, dict[str, InitSpec]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _class_name(cls, value: str) -> str:
+        return _check_identifier(value, "network name")
+
+    @field_validator("blocks", "functions", "tables", "params", "let")
+    @classmethod
+    def _names(cls, value: dict) -> dict:
+        for name in value:
+            _check_identifier(name, "name")
+        return value
+
+
+BlockSpec.model_rebuild()
+NodeSpec.model_rebuild()
+
+
+def validate_document(doc: Document) -> NetworkSpec:
+    """Validate a loaded document into a NetworkSpec, or raise all errors, located."""
+    try:
+        spec = NetworkSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError([_diagnostic(doc, err) for err in exc.errors()]) from None
+    attach_positions(spec, (), doc)
+    return spec
+
+
+def _diagnostic(doc: Document, err: dict) -> Diagnostic:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return Diagnostic(doc.pos(loc, key=True), f"unknown key `{loc[-1]}`")
+    if kind == "missing":
+        return Diagnostic(doc.pos(loc[:-1]), f"missing key `{loc[-1]}`")
+    message = err["msg"].removeprefix("Value error, ")
+    if kind == "model_type" or kind == "dict_type":
+        message = "expected a mapping"
+    elif kind == "list_type":
+        message = "expected a list"
+    return Diagnostic(doc.pos(loc), message)
+
+
+def attach_positions(obj: Any, path: tuple, doc: Document) -> None:
+    """Give every model and expression the position of the YAML it came from."""
+    if isinstance(obj, Model):
+        obj._pos = doc.pos(path)
+        for name, field in type(obj).model_fields.items():
+            attach_positions(getattr(obj, name), (*path, field.alias or name), doc)
+        if isinstance(obj, NodeSpec):
+            for key, value in obj.attrs.items():
+                attach_positions(value, (*path, key), doc)
+    elif isinstance(obj, Expr):
+        obj.pos = doc.pos(path)
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            attach_positions(value, (*path, key), doc)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            attach_positions(value, (*path, i), doc)
