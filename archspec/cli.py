@@ -1,0 +1,123 @@
+"""The `archspec` command: validate and summarise specs.
+
+Exit status: 0 success, 2 a user error (printed as PATH:LINE:COL: error: ...), 1 a bug
+in archspec (traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from archspec import __version__
+from archspec.analysis import summarize
+from archspec.compiler import compile_spec
+from archspec.errors import Pos, SpecError
+from archspec.report import render_summary
+
+EXIT_USER, EXIT_BUG = 2, 1
+
+
+def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
+    """`--set k=v` values, read as YAML scalars (3, 0.75, true, relu, [1, 2])."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SpecError.at(Pos("--set"), f"expected NAME=VALUE, got `{item}`")
+        try:
+            value = YAML(typ="safe", pure=True).load(raw) if raw.strip() else None
+        except YAMLError:
+            value = raw
+        if value is None or isinstance(value, dict):
+            raise SpecError.at(Pos("--set"), f"`{item}`: expected a number, boolean, name or list")
+        values[key.strip()] = value
+    return values
+
+
+def parse_input(text: str | None) -> tuple[int, ...] | None:
+    """`--input 3x224x224` as a (C, H, W) tuple of positive integers."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise SpecError.at(Pos("--input"), f"expected CxHxW with positive integers, got `{text}`")
+    return tuple(int(p) for p in parts)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """User errors -> located messages and exit 2; bugs -> exit 1 with a pointer to --debug."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.pop("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except SpecError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_USER)
+        except Exception:
+            if debug:
+                traceback.print_exc()
+            click.echo(
+                "archspec: internal error (this is a bug in archspec, please report it); "
+                "run again with --debug for the traceback",
+                err=True,
+            )
+            sys.exit(EXIT_BUG)
+
+    return click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")(wrapper)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="archspec")
+def main() -> None:
+    """archspec: compile YAML network specs; check them, count them, emit them."""
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@handle_errors
+def validate(specs: tuple[str, ...]) -> None:
+    """Validate SPEC files: structure, expressions and shapes, with their defaults."""
+    errors: list[SpecError] = []
+    for path in specs:
+        try:
+            graph = compile_spec(path)
+        except SpecError as exc:
+            errors.append(exc)
+            continue
+        s = summarize(graph)
+        click.echo(f"ok {path}: {s.name}, {s.trainable:,} trainable, {s.macs:,} MACs")
+    if errors:
+        raise SpecError([d for e in errors for d in e.diagnostics])
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Override a network parameter (repeatable).")
+@click.option("--input", "input_", metavar="CxHxW", help="Input size, e.g. 3x256x256.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@handle_errors
+def summary(spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool) -> None:
+    """Print per-layer shapes, parameters, BN statistics and MACs of SPEC, and totals."""
+    graph = compile_spec(spec, parse_set(sets), parse_input(input_))
+    result = summarize(graph)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        render_summary(result)
+
+
+if __name__ == "__main__":
+    main()
