@@ -6,16 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from archspec.ir import Graph, bind, check_structure
+from archspec.ir import Graph, bind
 from archspec.load import load_document
 from archspec.spec import NetworkSpec, validate_document
 
 
 def load_spec(path: str | Path) -> NetworkSpec:
     """Load and validate one spec file (with what it extends)."""
-    spec = validate_document(load_document(Path(path)))
-    check_structure(spec)
-    return spec
+    return validate_document(load_document(Path(path)))
 
 
 def compile_spec(path: str | Path, overrides: Mapping[str, Any] | None = None,

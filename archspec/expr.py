@@ -80,17 +80,17 @@ _ALLOWED = (
 )
 _REFUSED = {
     ast.Attribute: "attribute access",
-    ast.Lambda: "lambdas",
-    ast.ListComp: "comprehensions",
-    ast.SetComp: "comprehensions",
-    ast.DictComp: "comprehensions",
-    ast.GeneratorExp: "comprehensions",
-    ast.Dict: "dictionaries",
-    ast.Set: "sets",
-    ast.Starred: "starred arguments",
-    ast.NamedExpr: "assignment expressions",
-    ast.JoinedStr: "f-strings",
-    ast.Slice: "slices",
+    ast.Lambda: "a lambda",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.Dict: "a dictionary",
+    ast.Set: "a set",
+    ast.Starred: "a starred argument",
+    ast.NamedExpr: "an assignment expression",
+    ast.JoinedStr: "an f-string",
+    ast.Slice: "a slice",
     ast.Await: "await",
     ast.Yield: "yield",
 }
@@ -160,7 +160,7 @@ def _parse_source(source: str) -> Expr:
 
 def _check_node(node: ast.AST, source: str) -> None:
     if type(node) in _REFUSED:
-        raise ExprError(f"{_REFUSED[type(node)]} are not part of the expression language: `{source}`")
+        raise ExprError(f"{_REFUSED[type(node)]} is not part of the expression language: `{source}`")
     if not isinstance(node, _ALLOWED):
         raise ExprError(f"`{source}` uses syntax outside the expression language ({type(node).__name__})")
     if isinstance(node, ast.Name) and node.id.startswith("_"):

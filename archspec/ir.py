@@ -83,7 +83,9 @@ class Graph:
 def bind(spec: NetworkSpec, overrides: Mapping[str, Any] | None = None,
          input_shape: Shape | None = None) -> Graph:
     """Bind a validated spec into a Graph, or raise every error found, located."""
-    return _Binder(spec).bind(dict(overrides or {}), input_shape)
+    binder = _Binder(spec)
+    binder.errors.diagnostics.extend(check_structure(spec).diagnostics)
+    return binder.bind(dict(overrides or {}), input_shape)
 
 
 def join(prefix: str, name: str) -> str:
@@ -441,16 +443,13 @@ def duplicate_names(nodes: list[NodeSpec]) -> list[NodeSpec]:
     return dups
 
 
-def check_structure(spec: NetworkSpec) -> None:
-    """Static checks that need no values: duplicate names, unknown ops. Raises all."""
+def check_structure(spec: NetworkSpec) -> Collector:
+    """Static checks that need no values (duplicate node names); returns what it found."""
     errors = Collector()
     for nodes in _node_lists(spec):
         for ns in duplicate_names(nodes):
             errors.add(ns.pos, f"duplicate node name `{ns.name}`")
-        for ns in nodes:
-            if ns.kind == "op" and ns.op not in OPS:
-                errors.add(ns.pos, f"unknown op `{ns.op}`", did_you_mean(ns.op, OPS))
-    errors.raise_if_any()
+    return errors
 
 
 def _node_lists(spec: NetworkSpec):

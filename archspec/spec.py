@@ -177,7 +177,7 @@ class NodeSpec(Model):
     for_each: str | None = None
     init: dict[str, InitSpec] = Field(default_factory=dict)
     doc: str | None = None
-    _attrs: dict[str, Expr] = PrivateAttr(default_factory=dict)
+    __pydantic_extra__: dict[str, ExprField] = Field(init=False)
 
     @field_validator("name")
     @classmethod
@@ -198,24 +198,14 @@ class NodeSpec(Model):
             raise ValueError("use `repeat` or `for_each`, not both")
         if self.args and self.block is None:
             raise ValueError("`args` belongs to block calls; op attributes are written inline")
-        extra = dict(self.model_extra or {})
-        if extra and self.op is None:
-            raise ValueError(f"unknown key `{sorted(extra)[0]}`")
-        errors = {}
-        for key, value in extra.items():
-            try:
-                self._attrs[key] = parse(value)
-            except ExprError as exc:
-                errors[key] = exc.message
-        if errors:
-            key, message = next(iter(errors.items()))
-            raise ValueError(f"attribute `{key}`: {message}")
+        if self.model_extra and self.op is None:
+            raise ValueError(f"unknown key `{sorted(self.model_extra)[0]}`")
         return self
 
     @property
     def attrs(self) -> dict[str, Expr]:
         """The op's attributes as written (inline keys other than the reserved ones)."""
-        return self._attrs
+        return self.model_extra or {}
 
     @property
     def kind(self) -> str:
