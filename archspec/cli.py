@@ -26,8 +26,7 @@ EXIT_USER, EXIT_BUG = 2, 1
 
 def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
     """`--set k=v` values, read as YAML scalars (3, 0.75, true, relu, [1, 2])."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    import yaml
 
     values: dict[str, Any] = {}
     for item in items:
@@ -35,8 +34,8 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.strip().isidentifier():
             raise SpecError.at(Pos("--set"), f"expected NAME=VALUE, got `{item}`")
         try:
-            value = YAML(typ="safe", pure=True).load(raw) if raw.strip() else None
-        except YAMLError:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
             value = raw
         if value is None or isinstance(value, dict):
             raise SpecError.at(Pos("--set"), f"`{item}`: expected a number, boolean, name or list")
@@ -75,7 +74,9 @@ def handle_errors(func: Callable) -> Callable:
             )
             sys.exit(EXIT_BUG)
 
-    return click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")(wrapper)
+    return click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")(
+        wrapper
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,8 +105,13 @@ def validate(specs: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-              help="Override a network parameter (repeatable).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a network parameter (repeatable).",
+)
 @click.option("--input", "input_", metavar="CxHxW", help="Input size, e.g. 3x256x256.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 @handle_errors

@@ -16,7 +16,10 @@ def load_spec(path: str | Path) -> NetworkSpec:
     return validate_document(load_document(Path(path)))
 
 
-def compile_spec(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                 input_shape: tuple[int, ...] | None = None) -> Graph:
+def compile_spec(
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Graph:
     """Load, validate and bind a spec into its IR graph."""
     return bind(load_spec(path), overrides, input_shape)

@@ -74,9 +74,24 @@ _COMPARE = {
     ast.NotIn: lambda a, b: a not in b,
 }
 _ALLOWED = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
-    ast.Call, ast.Name, ast.Constant, ast.List, ast.Tuple, ast.Subscript, ast.Load,
-    ast.And, ast.Or, *_BINOPS, *_UNARY, *_COMPARE,
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.Name,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.Subscript,
+    ast.Load,
+    ast.And,
+    ast.Or,
+    *_BINOPS,
+    *_UNARY,
+    *_COMPARE,
 )
 _REFUSED = {
     ast.Attribute: "attribute access",
@@ -126,7 +141,7 @@ def parse(value: Any) -> Expr:
     """Parse a YAML value (string expression, number, bool or list) into an Expr."""
     if isinstance(value, Expr):
         return value
-    if isinstance(value, bool) or isinstance(value, (int, float)) or value is None:
+    if isinstance(value, (bool, int, float)) or value is None:
         node: ast.expr = ast.Constant(value)
         return Expr(repr(value), node, frozenset(), frozenset())
     if isinstance(value, list):
@@ -160,9 +175,13 @@ def _parse_source(source: str) -> Expr:
 
 def _check_node(node: ast.AST, source: str) -> None:
     if type(node) in _REFUSED:
-        raise ExprError(f"{_REFUSED[type(node)]} is not part of the expression language: `{source}`")
+        raise ExprError(
+            f"{_REFUSED[type(node)]} is not part of the expression language: `{source}`"
+        )
     if not isinstance(node, _ALLOWED):
-        raise ExprError(f"`{source}` uses syntax outside the expression language ({type(node).__name__})")
+        raise ExprError(
+            f"`{source}` uses syntax outside the expression language ({type(node).__name__})"
+        )
     if isinstance(node, ast.Name) and node.id.startswith("_"):
         raise ExprError(f"names starting with an underscore are not allowed: `{node.id}`")
     if isinstance(node, ast.Call):
@@ -170,7 +189,9 @@ def _check_node(node: ast.AST, source: str) -> None:
             raise ExprError(f"only named functions can be called: `{source}`")
         if node.keywords:
             raise ExprError(f"keyword arguments are not supported: `{source}`")
-    if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
+    if isinstance(node, ast.Constant) and not isinstance(
+        node.value, (int, float, str, bool, type(None))
+    ):
         raise ExprError(f"unsupported literal in `{source}`")
 
 
@@ -241,9 +262,7 @@ class Evaluator:
             try:
                 ok = _COMPARE[type(op)](left, right)
             except TypeError:
-                raise ExprError(
-                    f"cannot compare {_kind(left)} with {_kind(right)}"
-                ) from None
+                raise ExprError(f"cannot compare {_kind(left)} with {_kind(right)}") from None
             if not ok:
                 return False
             left = right
@@ -274,9 +293,7 @@ class Evaluator:
             return self._eval(fn.body.tree, dict(zip(fn.args, args, strict=True)), depth)
         if name in BUILTINS:
             return _call_builtin(name, args)
-        raise ExprError(
-            f"unknown function `{name}`", _hint(name, [*BUILTINS, *self.functions])
-        )
+        raise ExprError(f"unknown function `{name}`", _hint(name, [*BUILTINS, *self.functions]))
 
 
 def _hint(name: str, choices) -> str | None:
@@ -310,7 +327,9 @@ def _binop(op: type, left: Any, right: Any) -> Any:
     if op is ast.Mult and isinstance(left, list) != isinstance(right, list):
         items, count = (left, right) if isinstance(left, list) else (right, left)
         if not isinstance(count, int) or isinstance(count, bool):
-            raise ExprError(f"a list can only be repeated an integer number of times, not {_kind(count)}")
+            raise ExprError(
+                f"a list can only be repeated an integer number of times, not {_kind(count)}"
+            )
         if count * len(items) > MAX_LIST:
             raise ExprError(f"list longer than {MAX_LIST} items")
         return items * max(count, 0)

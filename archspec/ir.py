@@ -23,7 +23,7 @@ OVERRIDE_POS = Pos("--set")
 
 @dataclass(frozen=True)
 class BlockRef:
-    """A block named in an expression (`block: unit` where `let: {unit: Bottleneck}`)."""
+    """A block named in an expression (`block: unit` where `let: {unit: MyBlock}`)."""
 
     name: str
     kind = "a block"
@@ -80,8 +80,9 @@ class Graph:
     output: Value
 
 
-def bind(spec: NetworkSpec, overrides: Mapping[str, Any] | None = None,
-         input_shape: Shape | None = None) -> Graph:
+def bind(
+    spec: NetworkSpec, overrides: Mapping[str, Any] | None = None, input_shape: Shape | None = None
+) -> Graph:
     """Bind a validated spec into a Graph, or raise every error found, located."""
     binder = _Binder(spec)
     binder.errors.diagnostics.extend(check_structure(spec).diagnostics)
@@ -115,8 +116,11 @@ class _Binder:
         shape = input_shape or (spec.input.channels, spec.input.height, spec.input.width)
         for key in overrides:
             if key not in spec.params:
-                self.errors.add(OVERRIDE_POS, f"`{key}` is not a parameter of {spec.name}",
-                                did_you_mean(key, spec.params))
+                self.errors.add(
+                    OVERRIDE_POS,
+                    f"`{key}` is not a parameter of {spec.name}",
+                    did_you_mean(key, spec.params),
+                )
         scope = self.scope(spec, overrides, spec.pos, {}, arg_pos=OVERRIDE_POS)
         root = Module("", "network", spec.name, dict(scope or {}))
         self.parents.append(root)
@@ -128,8 +132,14 @@ class _Binder:
         return Graph(spec, spec.name, params, shape, self.nodes, root, output)
 
     # -- scopes --------------------------------------------------------------------------
-    def scope(self, owner: BlockSpec, args: Mapping[str, Any], pos: Pos,
-              extra: dict[str, Any], arg_pos: Pos | None = None) -> dict[str, Any] | None:
+    def scope(
+        self,
+        owner: BlockSpec,
+        args: Mapping[str, Any],
+        pos: Pos,
+        extra: dict[str, Any],
+        arg_pos: Pos | None = None,
+    ) -> dict[str, Any] | None:
         """Parameters (args over defaults), then lets, then checks; None if any failed."""
         before = len(self.errors.diagnostics)
         scope: dict[str, Any] = {**self.blocks, **extra}
@@ -144,12 +154,15 @@ class _Binder:
         for check in owner.checks:
             ok = self.eval(check.expr, scope)
             if ok is not None and not ok:
-                self.errors.add(arg_pos if arg_pos and arg_pos is OVERRIDE_POS else pos,
-                                f"check failed: {check.message}")
+                self.errors.add(
+                    arg_pos if arg_pos and arg_pos is OVERRIDE_POS else pos,
+                    f"check failed: {check.message}",
+                )
         return scope if len(self.errors.diagnostics) == before else None
 
-    def param_value(self, name: str, param: ParamSpec, args: Mapping[str, Any], pos: Pos,
-                    arg_pos: Pos | None) -> Any:
+    def param_value(
+        self, name: str, param: ParamSpec, args: Mapping[str, Any], pos: Pos, arg_pos: Pos | None
+    ) -> Any:
         if name not in args:
             if param.required:
                 self.errors.add(pos, f"missing argument `{name}`")
@@ -165,7 +178,9 @@ class _Binder:
             self.errors.add(where, f"argument `{name}`: {exc}")
             return param.default
         if param.choices is not None and value not in param.choices:
-            self.errors.add(where, f"argument `{name}` must be one of {param.choices}, got {value!r}")
+            self.errors.add(
+                where, f"argument `{name}` must be one of {param.choices}, got {value!r}"
+            )
         return value
 
     def eval(self, expr: Expr, scope: Mapping[str, Any]) -> Any:
@@ -177,8 +192,15 @@ class _Binder:
             return None
 
     # -- graphs --------------------------------------------------------------------------
-    def bind_nodes(self, nodes: list[NodeSpec], output: str | None, scope: dict[str, Any],
-                   prefix: str, x: Value, seq: bool) -> Value:
+    def bind_nodes(
+        self,
+        nodes: list[NodeSpec],
+        output: str | None,
+        scope: dict[str, Any],
+        prefix: str,
+        x: Value,
+        seq: bool,
+    ) -> Value:
         """Bind a list of nodes in order; returns the output value (last node by default)."""
         names = [str(i) for i in range(len(nodes))] if seq else _node_names(nodes)
         env: dict[str, Value] = {"x": x}
@@ -195,23 +217,31 @@ class _Binder:
         if output is None:
             return prev
         if output not in env:
-            self.errors.add(nodes[-1].pos if nodes else self.spec.pos,
-                            f"output `{output}` is not a node", did_you_mean(output, env))
+            self.errors.add(
+                nodes[-1].pos if nodes else self.spec.pos,
+                f"output `{output}` is not a node",
+                did_you_mean(output, env),
+            )
             return Value(prefix, None)
         return env[output]
 
-    def inputs(self, ns: NodeSpec, scope, env: dict[str, Value], names: set[str],
-               prev: Value) -> list[Value] | None:
+    def inputs(
+        self, ns: NodeSpec, scope, env: dict[str, Value], names: set[str], prev: Value
+    ) -> list[Value] | None:
         if ns.inputs is None:
             return [prev]
         missing = sorted(n for n in ns.inputs.names if n not in env and n not in scope)
         for name in missing:
             if name in names:
-                self.errors.add(ns.inputs.pos, f"input `{name}` is defined later: a node can "
-                                "only use earlier nodes (no cycles)")
+                self.errors.add(
+                    ns.inputs.pos,
+                    f"input `{name}` is defined later: a node can "
+                    "only use earlier nodes (no cycles)",
+                )
             else:
-                self.errors.add(ns.inputs.pos, f"unknown node `{name}`",
-                                did_you_mean(name, set(env) | names))
+                self.errors.add(
+                    ns.inputs.pos, f"unknown node `{name}`", did_you_mean(name, set(env) | names)
+                )
         if missing:
             return None
         value = self.eval(ns.inputs, {**scope, **env})
@@ -234,7 +264,9 @@ class _Binder:
         module = self.push(Module(path, "repeat", ""))
         value = ins[0]
         for k, extra in enumerate(self.iterations(ns, scope)):
-            value = self.bind_body(ns, {**scope, **extra}, f"{path}.{k}", ins if k == 0 else [value])
+            value = self.bind_body(
+                ns, {**scope, **extra}, f"{path}.{k}", ins if k == 0 else [value]
+            )
         self.pop(module)
         return value
 
@@ -249,11 +281,16 @@ class _Binder:
             return [{"i": i} for i in range(count)]
         table = self.spec.tables.get(ns.for_each)
         if table is None:
-            self.errors.add(ns.pos, f"unknown table `{ns.for_each}`",
-                            did_you_mean(ns.for_each, self.spec.tables))
+            self.errors.add(
+                ns.pos,
+                f"unknown table `{ns.for_each}`",
+                did_you_mean(ns.for_each, self.spec.tables),
+            )
             return []
-        return [{"i": i, **dict(zip(table.columns, row, strict=True))}
-                for i, row in enumerate(table.rows)]
+        return [
+            {"i": i, **dict(zip(table.columns, row, strict=True))}
+            for i, row in enumerate(table.rows)
+        ]
 
     def bind_body(self, ns: NodeSpec, scope, path: str, ins: list[Value]) -> Value:
         if ns.kind == "op":
@@ -281,8 +318,11 @@ class _Binder:
         args = {}
         for name, expr in ns.args.items():
             if name not in block.params:
-                self.errors.add(expr.pos, f"block `{ref.name}` has no parameter `{name}`",
-                                did_you_mean(name, block.params))
+                self.errors.add(
+                    expr.pos,
+                    f"block `{ref.name}` has no parameter `{name}`",
+                    did_you_mean(name, block.params),
+                )
             args[name] = (self.eval(expr, scope), expr.pos)
         extra = _input_names(x.shape)
         inner = self.scope(block, args, ns.pos, extra)
@@ -301,7 +341,9 @@ class _Binder:
         if len(expr.names) == 1 and not expr.calls and expr.source.strip() in expr.names:
             name = expr.source.strip()
             if name not in scope:
-                self.errors.add(expr.pos, f"unknown block `{name}`", did_you_mean(name, self.blocks))
+                self.errors.add(
+                    expr.pos, f"unknown block `{name}`", did_you_mean(name, self.blocks)
+                )
                 return None
         ref = self.eval(expr, scope)
         if ref is not None and not isinstance(ref, BlockRef):
@@ -321,7 +363,9 @@ class _Binder:
         if isinstance(op, Activation):
             op, attrs = OPS[attrs["fn"]], {}
         if not op.min_inputs <= len(ins) <= op.max_inputs:
-            expected = op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
+            expected = (
+                op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
+            )
             self.errors.add(ns.pos, f"{op.name} takes {expected} input(s), got {len(ins)}")
             return Value(path, None)
         shapes = [v.shape for v in ins]
@@ -333,9 +377,19 @@ class _Binder:
             self.errors.add(ns.pos, f"{path}: {exc}")
             return Value(path, None)
         params = op.params(shapes, attrs)
-        node = Node(path, op.name, attrs, [v.producer for v in ins], shapes, shape, params,
-                    op.buffers(shapes, attrs), op.macs(shapes, shape, attrs),
-                    self.bind_init(op, ns, scope, params), ns.pos)
+        node = Node(
+            path,
+            op.name,
+            attrs,
+            [v.producer for v in ins],
+            shapes,
+            shape,
+            params,
+            op.buffers(shapes, attrs),
+            op.macs(shapes, shape, attrs),
+            self.bind_init(op, ns, scope, params),
+            ns.pos,
+        )
         self.nodes.append(node)
         self.parents[-1].children.append(Module(path, "op", op.name, node=node))
         return Value(path, shape)
@@ -345,8 +399,9 @@ class _Binder:
         before = len(self.errors.diagnostics)
         for key, expr in ns.attrs.items():
             if key not in op.attrs:
-                self.errors.add(expr.pos, f"{op.name} has no attribute `{key}`",
-                                did_you_mean(key, op.attrs))
+                self.errors.add(
+                    expr.pos, f"{op.name} has no attribute `{key}`", did_you_mean(key, op.attrs)
+                )
         attrs = {}
         for key, attr in op.attrs.items():
             expr = ns.attrs.get(key, defaults.get(key))
@@ -369,8 +424,11 @@ class _Binder:
         defaults = self.spec.init.get(op.name, {})
         for tensor, init in ns.init.items():
             if tensor not in op.tensors:
-                self.errors.add(init.pos, f"{op.name} has no tensor `{tensor}` to initialise",
-                                did_you_mean(tensor, op.tensors))
+                self.errors.add(
+                    init.pos,
+                    f"{op.name} has no tensor `{tensor}` to initialise",
+                    did_you_mean(tensor, op.tensors),
+                )
         bound = {}
         for tensor in params:
             init = ns.init.get(tensor) or defaults.get(tensor)
@@ -379,14 +437,20 @@ class _Binder:
                 continue
             known = INIT_SCHEMES.get(init.scheme)
             if known is None:
-                self.errors.add(init.pos, f"unknown initialisation `{init.scheme}`",
-                                did_you_mean(init.scheme, INIT_SCHEMES))
+                self.errors.add(
+                    init.pos,
+                    f"unknown initialisation `{init.scheme}`",
+                    did_you_mean(init.scheme, INIT_SCHEMES),
+                )
                 continue
             args = dict(known)
             for key, expr in init.args.items():
                 if key not in known:
-                    self.errors.add(expr.pos, f"`{init.scheme}` has no argument `{key}`",
-                                    did_you_mean(key, known))
+                    self.errors.add(
+                        expr.pos,
+                        f"`{init.scheme}` has no argument `{key}`",
+                        did_you_mean(key, known),
+                    )
                 # string-valued arguments (mode, nonlinearity) are names, not expressions
                 literal = isinstance(known.get(key), str)
                 args[key] = expr.source.strip("'\"") if literal else self.eval(expr, scope)

@@ -1,7 +1,8 @@
 """Loading YAML safely, keeping the position of every key and value.
 
-ruamel.yaml's round-trip loader records line and column numbers. We turn its tree into
-plain Python data plus a table `positions[path] -> Pos`, refuse object-constructing tags,
+PyYAML's composer (libyaml's, when available) builds a node graph with line and column
+marks and constructs no objects. We turn those nodes into plain Python data plus a table
+`positions[path] -> Pos`, refuse every non-standard tag (`!!python/object` and friends),
 bound alias expansion, and resolve `extends:` by deep-merging the base spec under the
 child. Nothing here knows what a spec means; that is `spec.py`'s job.
 """
@@ -9,20 +10,21 @@ child. Nothing here knows what a spec means; that is `spec.py`'s job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+import yaml
 
 from archspec.errors import Pos, SpecError
 
 MAX_BYTES = 2_000_000
 MAX_VALUES = 200_000
 MAX_EXTENDS = 16
-_STANDARD_TAG = "tag:yaml.org,2002:"
-_PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "omap"}
+_TAG = "tag:yaml.org,2002:"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# YAML 1.2 booleans only: `yes`, `no`, `on`, `off` stay strings (no "Norway problem")
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
 PathKey = tuple[Any, ...]
 
@@ -59,8 +61,7 @@ def display_path(path: Path) -> str:
 
 def load_document(path: Path, _chain: tuple[Path, ...] = ()) -> Document:
     """Load a spec file and everything it extends, merged into one Document."""
-    name = display_path(path)
-    doc = _load_file(path, name)
+    doc = _load_file(path.resolve(), display_path(path))
     base_ref = doc.data.get("extends") if isinstance(doc.data, dict) else None
     if base_ref is None:
         return doc
@@ -80,11 +81,21 @@ def load_document(path: Path, _chain: tuple[Path, ...] = ()) -> Document:
 
 def _load_file(path: Path, name: str) -> Document:
     try:
+        stat = path.stat()
+    except OSError as exc:
+        raise SpecError.at(Pos(name), f"cannot read file: {exc.strerror}") from None
+    return _load_cached(path, name, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: Path, name: str, mtime: int, size: int) -> Document:
+    """Parse once per file version: base specs are shared by many children."""
+    if size > MAX_BYTES:
+        raise SpecError.at(Pos(name), f"file is larger than {MAX_BYTES} bytes")
+    try:
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError.at(Pos(name), f"cannot read file: {exc.strerror}") from None
-    if len(raw) > MAX_BYTES:
-        raise SpecError.at(Pos(name), f"file is larger than {MAX_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -96,84 +107,67 @@ def _load_file(path: Path, name: str) -> Document:
 
 def parse_text(text: str, name: str) -> Document:
     """Parse YAML text into a Document; YAML errors become located SpecErrors."""
-    yaml = YAML(typ="rt", pure=True)
     try:
-        tree = yaml.load(text)
-    except MarkedYAMLError as exc:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Pos(name, mark.line + 1, mark.column + 1) if mark else Pos(name)
         problem = exc.problem or exc.context or "invalid YAML"
         raise SpecError.at(pos, f"YAML syntax error: {problem}") from None
-    except YAMLError as exc:
+    except yaml.YAMLError as exc:
         raise SpecError.at(Pos(name, 1, 1), f"YAML error: {exc}") from None
-    if tree is None:
+    if root is None:
         raise SpecError.at(Pos(name, 1, 1), "file is empty")
     doc = Document(None, file=name)
-    doc.data = _Converter(doc, name).convert(tree, (), Pos(name, 1, 1))
+    doc.data = _Converter(doc, name).convert(root, ())
     if not isinstance(doc.data, dict):
         raise SpecError.at(Pos(name, 1, 1), "a spec must be a mapping of keys to values")
     return doc
 
 
 class _Converter:
-    """Turns ruamel's commented tree into plain data, recording positions."""
+    """Turns composed YAML nodes into plain data, recording positions."""
 
     def __init__(self, doc: Document, name: str):
         self.doc = doc
         self.name = name
         self.count = 0
+        self.scalars = yaml.SafeLoader("")
 
-    def convert(self, node: Any, path: PathKey, pos: Pos) -> Any:
+    def convert(self, node: yaml.Node, path: PathKey) -> Any:
+        pos = self.at(node)
         self.count += 1
         if self.count > MAX_VALUES:
-            raise SpecError.at(pos, f"document expands to more than {MAX_VALUES} values "
-                               "(runaway YAML aliases?)")
-        self._check_tag(node, pos)
+            raise SpecError.at(
+                pos, f"document expands to more than {MAX_VALUES} values (runaway YAML aliases?)"
+            )
         self.doc.positions[path] = pos
-        if isinstance(node, CommentedMap):
+        kind = node.tag[len(_TAG) :] if node.tag.startswith(_TAG) else None
+        if isinstance(node, yaml.MappingNode) and kind == "map":
             return self._mapping(node, path)
-        if isinstance(node, CommentedSeq):
-            return [
-                self.convert(item, (*path, i), self._at(node.lc.item(i)))
-                for i, item in enumerate(node)
-            ]
-        return _scalar(node)
+        if isinstance(node, yaml.SequenceNode) and kind == "seq":
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and kind in ("str", "int", "float", "null"):
+            return self.scalars.construct_object(node)
+        if isinstance(node, yaml.ScalarNode) and kind == "bool":
+            return _BOOLS.get(node.value, node.value)
+        raise SpecError.at(pos, f"YAML tag `{node.tag}` is not allowed: specs hold plain data only")
 
-    def _mapping(self, node: CommentedMap, path: PathKey) -> dict:
-        out = {}
-        for key, value in node.items():
-            key_pos = self._at(node.lc.key(key))
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise SpecError.at(key_pos, f"mapping keys must be names, got {key!r}")
-            key = str(key)
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key_pos = self.at(key_node)
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _TAG + "merge":
+                raise SpecError.at(key_pos, "mapping keys must be plain names")
+            key = key_node.value
+            if key in out:
+                raise SpecError.at(key_pos, f"duplicate key `{key}`")
             self.doc.key_positions[(*path, key)] = key_pos
-            out[key] = self.convert(value, (*path, key), self._at(node.lc.value(key)))
+            out[key] = self.convert(value_node, (*path, key))
         return out
 
-    def _at(self, line_col) -> Pos:
-        line, col = line_col if line_col else (0, 0)
-        return Pos(self.name, line + 1, col + 1)
-
-    def _check_tag(self, node: Any, pos: Pos) -> None:
-        tag = getattr(node, "tag", None)
-        value = getattr(tag, "value", tag)
-        if not value:
-            return
-        value = str(value)
-        if value.startswith(_STANDARD_TAG) and value[len(_STANDARD_TAG):] in _PLAIN_TAGS:
-            return
-        raise SpecError.at(pos, f"YAML tag `{value}` is not allowed: specs hold plain data only")
-
-
-def _scalar(node: Any) -> Any:
-    if node is None or isinstance(node, (bool, int, float, str)):
-        # ruamel's scalar subclasses (ScalarFloat, ...) become plain Python values
-        if isinstance(node, bool) or node is None:
-            return node
-        for kind in (int, float, str):
-            if isinstance(node, kind):
-                return kind(node)
-    raise SpecError.at(Pos("?"), f"unsupported YAML value {node!r}")
+    def at(self, node: yaml.Node) -> Pos:
+        return Pos(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def merge(base: Document, child: Document) -> Document:
@@ -208,9 +202,8 @@ def _prune(doc: Document, data: Any) -> None:
 
 def _exists(data: Any, path: PathKey) -> bool:
     for key in path:
-        if isinstance(data, dict) and key in data:
-            data = data[key]
-        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+        in_list = isinstance(data, list) and isinstance(key, int) and key < len(data)
+        if in_list or (isinstance(data, dict) and key in data):
             data = data[key]
         else:
             return False

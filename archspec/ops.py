@@ -142,6 +142,8 @@ def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, what: str) ->
 
 
 class Conv2d(Op):
+    """2-D convolution, zero padding, PyTorch weight layout (O, I/groups, kH, kW)."""
+
     name = "conv2d"
     attrs = {
         "out": Attr("int+", required=True),
@@ -158,10 +160,20 @@ class Conv2d(Op):
         c, h, w = _image(ins[0], self.name)
         g = a["groups"]
         if c % g or a["out"] % g:
-            raise ShapeError(f"groups={g} must divide the input channels ({c}) and out ({a['out']})")
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a["kernel"], a["stride"], a["padding"], a["dilation"]
-        return (a["out"], _window(h, kh, sh, ph, dh, False, "kernel height"),
-                _window(w, kw, sw, pw, dw, False, "kernel width"))
+            raise ShapeError(
+                f"groups={g} must divide the input channels ({c}) and out ({a['out']})"
+            )
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            a["kernel"],
+            a["stride"],
+            a["padding"],
+            a["dilation"],
+        )
+        return (
+            a["out"],
+            _window(h, kh, sh, ph, dh, False, "kernel height"),
+            _window(w, kw, sw, pw, dw, False, "kernel width"),
+        )
 
     def params(self, ins, a):
         kh, kw = a["kernel"]
@@ -176,6 +188,8 @@ class Conv2d(Op):
 
 
 class BatchNorm2d(Op):
+    """Batch norm over channels; momentum in PyTorch's convention."""
+
     name = "batchnorm2d"
     attrs = {"eps": Attr("float", 1e-5), "momentum": Attr("prob", 0.1)}
     tensors = ("weight", "bias")
@@ -191,6 +205,8 @@ class BatchNorm2d(Op):
 
 
 class Linear(Op):
+    """Fully connected layer on the last dimension."""
+
     name = "linear"
     attrs = {"out": Attr("int+", required=True), "bias": Attr("bool", True)}
     tensors = ("weight", "bias")
@@ -225,6 +241,8 @@ class Elementwise(Op):
 
 
 class Pool2d(Op):
+    """Max or average pooling; stride defaults to the kernel."""
+
     attrs = {
         "kernel": Attr("pair+", required=True),
         "stride": Attr("pair?", None),
@@ -241,13 +259,20 @@ class Pool2d(Op):
         (kh, kw), (ph, pw) = a["kernel"], a["padding"]
         sh, sw = a["stride"] or a["kernel"]
         if ph > kh // 2 or pw > kw // 2:
-            raise ShapeError(f"padding {a['padding']} must be at most half the kernel {a['kernel']}")
+            raise ShapeError(
+                f"padding {a['padding']} must be at most half the kernel {a['kernel']}"
+            )
         dh, dw = a.get("dilation", (1, 1))
-        return (c, _window(h, kh, sh, ph, dh, a["ceil_mode"], "pool window height"),
-                _window(w, kw, sw, pw, dw, a["ceil_mode"], "pool window width"))
+        return (
+            c,
+            _window(h, kh, sh, ph, dh, a["ceil_mode"], "pool window height"),
+            _window(w, kw, sw, pw, dw, a["ceil_mode"], "pool window width"),
+        )
 
 
 class GlobalAvgPool(Op):
+    """Average over the whole spatial extent: C x 1 x 1."""
+
     name = "global_avg_pool"
 
     def shape(self, ins, a):
@@ -255,6 +280,8 @@ class GlobalAvgPool(Op):
 
 
 class AdaptiveAvgPool2d(Op):
+    """Average pooling to a fixed output size."""
+
     name = "adaptive_avg_pool2d"
     attrs = {"output": Attr("pair+", required=True)}
 
@@ -263,6 +290,8 @@ class AdaptiveAvgPool2d(Op):
 
 
 class Flatten(Op):
+    """Flatten everything but the batch."""
+
     name = "flatten"
 
     def shape(self, ins, a):
@@ -270,11 +299,15 @@ class Flatten(Op):
 
 
 class Dropout(Op):
+    """Dropout with probability `p` of zeroing (identity in eval)."""
+
     name = "dropout"
     attrs = {"p": Attr("prob", 0.5)}
 
 
 class Add(Op):
+    """Element-wise sum of inputs of one shape."""
+
     name = "add"
     min_inputs, max_inputs = 2, 64
 
@@ -292,7 +325,9 @@ class Multiply(Op):
 
     def shape(self, ins, a):
         a_, b_ = ins
-        if len(a_) != len(b_) or any(p != q and 1 not in (p, q) for p, q in zip(a_, b_, strict=True)):
+        if len(a_) != len(b_) or any(
+            p != q and 1 not in (p, q) for p, q in zip(a_, b_, strict=True)
+        ):
             raise ShapeError(f"multiply cannot broadcast {_fmt(a_)} with {_fmt(b_)}")
         return tuple(max(p, q) for p, q in zip(a_, b_, strict=True))
 
@@ -314,8 +349,17 @@ class Concat(Op):
 OPS: dict[str, Op] = {
     op.name: op
     for op in [
-        Conv2d(), BatchNorm2d(), Linear(), Activation(), GlobalAvgPool(), AdaptiveAvgPool2d(),
-        Flatten(), Dropout(), Add(), Multiply(), Concat(),
+        Conv2d(),
+        BatchNorm2d(),
+        Linear(),
+        Activation(),
+        GlobalAvgPool(),
+        AdaptiveAvgPool2d(),
+        Flatten(),
+        Dropout(),
+        Add(),
+        Multiply(),
+        Concat(),
         Pool2d("max_pool2d", {"dilation": Attr("pair+", 1)}),
         Pool2d("avg_pool2d", {"count_include_pad": Attr("bool", True)}),
         *(Elementwise(name) for name in ACTIVATIONS),

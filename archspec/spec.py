@@ -26,9 +26,30 @@ from archspec.expr import Expr, ExprError, parse
 from archspec.load import Document
 
 RESERVED = frozenset(
-    {"forward", "construct", "training", "parameters", "modules", "children", "state_dict",
-     "buffers", "named_parameters", "cells", "train", "eval", "cuda", "to", "apply",
-     "self", "super", "x", "in_channels", "in_height", "in_width", "i"}
+    {
+        "forward",
+        "construct",
+        "training",
+        "parameters",
+        "modules",
+        "children",
+        "state_dict",
+        "buffers",
+        "named_parameters",
+        "cells",
+        "train",
+        "eval",
+        "cuda",
+        "to",
+        "apply",
+        "self",
+        "super",
+        "x",
+        "in_channels",
+        "in_height",
+        "in_width",
+        "i",
+    }
 )
 PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list": list}
 
@@ -154,7 +175,7 @@ class InitSpec(Model):
         if isinstance(value, str):
             return {"scheme": value}
         if isinstance(value, dict) and len(value) == 1 and "scheme" not in value:
-            (scheme, args), = value.items()
+            ((scheme, args),) = value.items()
             if not isinstance(args, dict):
                 args = {"value": args}
             return {"scheme": scheme, "args": args}
@@ -192,8 +213,10 @@ class NodeSpec(Model):
     def _one_kind(self) -> NodeSpec:
         kinds = [k for k in ("op", "block", "seq") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a node needs exactly one of `op`, `block` or `seq`"
-                             + (f" (has {', '.join(kinds)})" if kinds else ""))
+            raise ValueError(
+                "a node needs exactly one of `op`, `block` or `seq`"
+                + (f" (has {', '.join(kinds)})" if kinds else "")
+            )
         if self.repeat is not None and self.for_each is not None:
             raise ValueError("use `repeat` or `for_each`, not both")
         if self.args and self.block is None:
