@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from pathlib import Path
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -18,7 +19,7 @@ import click
 from archspec import __version__
 from archspec.analysis import summarize
 from archspec.compiler import compile_spec
-from archspec.errors import Pos, SpecError
+from archspec.errors import Pos, SpecError, did_you_mean
 from archspec.report import render_summary
 
 EXIT_USER, EXIT_BUG = 2, 1
@@ -123,6 +124,55 @@ def summary(spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool)
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         render_summary(result)
+
+
+SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+
+
+@main.command()
+@click.argument("specs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--backend", "backend_name", default="all", show_default=True,
+              help="A folder under backends/ (torch, paddle, mindspore, ...) or `all`.")
+@click.option("--out", default="generated", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: files go to OUT/<backend>/<spec>.py.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Override a network parameter's default (repeatable).")
+@click.option("--all", "build_all", is_flag=True,
+              help="Every bundled spec in specs/ for every backend.")
+@click.option("--force", is_flag=True, help="Overwrite generated files edited by hand.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 if any file is missing or differs from a fresh build.")
+@handle_errors
+def build(specs: tuple[str, ...], backend_name: str, out: str, sets: tuple[str, ...],
+          build_all: bool, force: bool, check: bool) -> None:
+    """Emit framework modules for SPEC files: OUT/<backend>/<spec>.py."""
+    from archspec.backend import available
+    from archspec.build import Output, module_path, package_files, render, write_all
+
+    backends = available()
+    if backend_name != "all" and backend_name not in backends:
+        raise SpecError.at(Pos("--backend"), f"unknown backend `{backend_name}`",
+                           did_you_mean(backend_name, backends))
+    chosen = list(backends.values()) if build_all or backend_name == "all" else [
+        backends[backend_name]]
+    paths = [Path(p) for p in specs] + (sorted(SPECS_DIR.glob("*.yaml")) if build_all else [])
+    if not paths:
+        raise SpecError.at(Pos("archspec build"), "no spec given (name SPEC files or use --all)")
+    overrides = parse_set(sets)
+    outputs = package_files(Path(out), chosen)
+    for path in paths:
+        graph = compile_spec(path, overrides)
+        for backend in chosen:
+            outputs.append(Output(module_path(Path(out), backend, path),
+                                  render(graph, path, backend, overrides)))
+    if check:
+        stale = [o.path for o in outputs
+                 if not o.path.exists() or o.path.read_text(encoding="utf-8") != o.text]
+        for path in stale:
+            click.echo(f"stale: {path}", err=True)
+        sys.exit(1 if stale else 0)
+    for path in write_all(outputs, force):
+        click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -362,3 +362,45 @@ def _bounded(value: Any) -> Any:
     if isinstance(value, (list, str)) and len(value) > MAX_LIST:
         raise ExprError(f"value longer than {MAX_LIST} items")
     return value
+
+
+PYTHON_FUNCTIONS = {"ceil": "math.ceil", "floor": "math.floor"}
+PYTHON_CONSTANTS = {"true": "True", "false": "False", "none": "None"}
+
+
+def to_python(expr: Expr, rename: Callable[[str], str | None] = lambda name: None) -> str:
+    """Python source computing `expr`: names mapped by `rename`, ceil/floor via math.
+
+    The result is built from the checked AST with `ast.unparse`, never by splicing text,
+    so precedence is kept and nothing outside the expression language can appear.
+    """
+    return ast.unparse(_Renamer(rename).visit(_copy(expr.tree)))
+
+
+def _copy(tree: ast.expr) -> ast.expr:
+    return ast.parse(ast.unparse(tree), mode="eval").body
+
+
+class _Renamer(ast.NodeTransformer):
+    def __init__(self, rename: Callable[[str], str | None]):
+        self.rename = rename
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        node.args = [self.visit(a) for a in node.args]
+        target = PYTHON_FUNCTIONS.get(node.func.id)
+        if target:
+            node.func = ast.parse(target, mode="eval").body
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        new = self.rename(node.id) or PYTHON_CONSTANTS.get(node.id)
+        return ast.parse(new, mode="eval").body if new else node
+
+    def visit_List(self, node: ast.List) -> ast.AST:
+        node.elts = [self.visit(e) for e in node.elts]
+        return node
+
+
+def uses_math(expr: Expr) -> bool:
+    """True when the Python form of `expr` needs `import math`."""
+    return bool(expr.calls & PYTHON_FUNCTIONS.keys())

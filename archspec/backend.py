@@ -1,0 +1,114 @@
+"""Backends: one folder per framework under `backends/`, discovered, never named here.
+
+A backend folder holds `backend.yaml` (how each primitive maps to the framework's API,
+and the framework's idioms for sequences, optional modules and initialisation loops)
+and jinja2 templates. Adding a framework is adding a folder.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+BACKENDS_DIR = Path(__file__).resolve().parent.parent / "backends"
+NO_DEFAULT = "<none>"
+
+
+class Strict(BaseModel):
+    """Unknown keys in a backend table are mistakes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArgSpec(Strict):
+    """One constructor argument: the framework's name and how to compute it.
+
+    `value` is an expression over the op's attributes (and `in`, its input channels);
+    the argument is left out when it equals `default`, unless `always` is set because
+    the framework's default differs from the spec language's semantics.
+    """
+
+    name: str
+    value: str
+    default: Any = NO_DEFAULT
+    positional: bool = False
+    always: bool = False
+
+
+class OpSpec(Strict):
+    """A primitive in one framework: a module constructor or a functional expression."""
+
+    call: str | None = None
+    args: list[ArgSpec] = Field(default_factory=list)
+    expr: str | None = None  # functional: {inputs} (list source), {sum}, {product}
+    tensors: dict[str, str] = Field(default_factory=dict)  # spec tensor -> framework name
+
+
+class InitSpec(Strict):
+    """How a framework writes initialisation: one call per scheme and a statement form.
+
+    Argument values are expressions over the scheme's arguments, `tensor` (the tensor's
+    source) and `fan_in` / `fan_out` (from `fans`, per op).
+    """
+
+    native_default: bool = False  # true: the framework's own default is PyTorch's
+    form: str = "{call}"  # the statement; {call} the scheme call, {tensor} the tensor
+    schemes: dict[str, OpSpec]
+    fans: dict[str, dict[str, str]] = Field(default_factory=dict)  # op -> fan -> source
+
+
+class BackendSpec(Strict):
+    """A framework's table: what `backend.yaml` holds."""
+
+    name: str
+    title: str
+    imports: list[str]
+    base_class: str
+    forward: str
+    sequential: str
+    sequential_takes_list: bool = False
+    is_present: str = "self.{attr} is not None"
+    modules: str
+    ops: dict[str, OpSpec]
+    init: InitSpec
+
+
+class Backend:
+    """A loaded backend: its table and its jinja environment."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        data = yaml.safe_load((folder / "backend.yaml").read_text(encoding="utf-8"))
+        self.spec = BackendSpec.model_validate(data)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folder),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # Python source, not HTML; every value is built by archspec
+        )
+
+    @property
+    def name(self) -> str:
+        """The folder name, used in `--backend` and in `generated/<name>/`."""
+        return self.folder.name
+
+    def render(self, view: Any) -> str:
+        """Render a module view with this backend's `module.py.j2`."""
+        return self.env.get_template("module.py.j2").render(m=view, b=self.spec)
+
+
+@cache
+def available() -> dict[str, Backend]:
+    """Every folder under backends/ with a backend.yaml, by name, sorted."""
+    return {
+        p.name: Backend(p)
+        for p in sorted(BACKENDS_DIR.iterdir())
+        if (p / "backend.yaml").is_file()
+    }
