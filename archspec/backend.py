@@ -38,6 +38,9 @@ class ArgSpec(Strict):
     default: Any = NO_DEFAULT
     positional: bool = False
     always: bool = False
+    square: bool = False  # a pair [a, a] is passed as a; [a, b] is refused
+    only: Any = NO_DEFAULT  # not passed: the framework supports only this value
+    raw: bool = False  # `value` is Python source, with {fan_in} etc. filled in
 
 
 class OpSpec(Strict):
@@ -45,6 +48,7 @@ class OpSpec(Strict):
 
     call: str | None = None
     args: list[ArgSpec] = Field(default_factory=list)
+    requires: dict[str, str] = Field(default_factory=dict)  # expression -> why, when false
     expr: str | None = None  # functional: {inputs} (list source), {sum}, {product}
     tensors: dict[str, str] = Field(default_factory=dict)  # spec tensor -> framework name
 
@@ -73,7 +77,7 @@ class BackendSpec(Strict):
     sequential: str
     sequential_takes_list: bool = False
     is_present: str = "self.{attr} is not None"
-    modules: str
+    modules_loop: str  # a `for` header binding `m` to every sub-module
     ops: dict[str, OpSpec]
     init: InitSpec
 
@@ -86,7 +90,7 @@ class Backend:
         data = yaml.safe_load((folder / "backend.yaml").read_text(encoding="utf-8"))
         self.spec = BackendSpec.model_validate(data)
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
+            loader=jinja2.FileSystemLoader([folder, folder.parent]),
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,

@@ -19,7 +19,7 @@ from archspec.expr import Evaluator, Expr, parse, uses_math
 from archspec.expr import to_python as _to_python
 from archspec.ir import Graph
 from archspec.ops import ACTIVATIONS, OPS
-from archspec.pyfmt import Call, Writer, double_quotes, signature
+from archspec.pyfmt import Call, Writer, double_quotes, from_source, signature
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec
 
 FUNCTIONAL = {"add", "concat", "multiply"}
@@ -407,9 +407,14 @@ class _ClassBuilder:
         if table is None or table.call is None:
             self.fail(ns.pos, f"no module for op `{op}`")
         attrs = self.attr_sources(ns, op)
+        literals = {k: v.constant for k, v in attrs.items() if v.is_constant}
+        check_requires(table, literals, self.table.title, ns.pos, op)
         call = Call(table.call)
         for arg in table.args:
-            value = self.arg_value(arg, attrs, channels)
+            try:
+                value = self.arg_value(arg, attrs, channels)
+            except ValueError as exc:
+                self.fail(ns.pos, f"{op}: {exc}")
             if value is None:
                 continue
             if arg.positional and not call.kwargs:
@@ -572,7 +577,7 @@ class _Init:
         w = Writer(2)
         groups = self.type_groups(builders)
         if groups:
-            w.line(f"for m in {self.table.modules}:")
+            w.line(self.table.modules_loop)
             with w.indent():
                 for k, (cls, steps) in enumerate(groups):
                     w.line(f"{'if' if k == 0 else 'elif'} isinstance(m, {cls}):")
@@ -585,7 +590,7 @@ class _Init:
                 for o in mine:
                     self.override(w, o, "self")
                 continue
-            w.line(f"for m in {self.table.modules}:")
+            w.line(self.table.modules_loop)
             with w.indent():
                 w.line(f"if isinstance(m, {cls}):")
                 with w.indent():
@@ -640,7 +645,8 @@ class _Init:
         from archspec.ops import INIT_SCHEMES
 
         table = self.table.ops[op]
-        spec = self.init.schemes.get(scheme)
+        keys = (f"{scheme}.{op}.{tensor}", f"{scheme}.{tensor}", scheme)
+        spec = next((self.init.schemes[k] for k in keys if k in self.init.schemes), None)
         if spec is None:
             raise EmitError.at(self.m.spec.pos, f"{self.table.title} emitter: no `{scheme}` init")
         t = f"{module}.{table.tensors.get(tensor, tensor)}"
@@ -660,6 +666,7 @@ class _Init:
             else:
                 sources[key] = to_python(expr, rename)
         call = Call(spec.call or "")
+        check_requires(spec, literals, self.table.title, self.m.spec.pos)
         for arg in spec.args:
             value = render_arg(arg, literals, sources)
             if value is None:
@@ -675,11 +682,21 @@ class _Init:
             if optional:
                 w.line(f"if {t} is not None:")
                 with w.indent():
-                    w.line(statement)
+                    w.expr(from_source(statement))
             else:
-                w.line(statement)
+                w.expr(from_source(statement))
 
         return write
+
+
+def check_requires(table: OpSpec, literals: dict[str, Any], title: str, pos: Pos,
+                   op: str = "") -> None:
+    """Refuse what a framework cannot express (its table's `requires`), at the node."""
+    for condition, why in table.requires.items():
+        tree = parse(condition)
+        known = tree.names <= literals.keys()
+        if not known or not Evaluator().eval(tree, literals):
+            raise EmitError.at(pos, f"{title} emitter: {op + ': ' if op else ''}{why}")
 
 
 def render_arg(arg: ArgSpec, literals: dict[str, Any], sources: dict[str, str]) -> str | None:
@@ -689,10 +706,22 @@ def render_arg(arg: ArgSpec, literals: dict[str, Any], sources: dict[str, str]) 
     source of values known only at run time). Conditionals on known values are decided
     here, and a fully known value is folded to a literal, so defaults can be left out.
     """
+    if arg.raw:
+        return arg.value.format(**sources)
     tree = _Fold(literals).visit(parse(arg.value).tree)
     names = set(names_in_order(tree))
+    if arg.only != NO_DEFAULT:
+        value = Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals) \
+            if names <= literals.keys() else None
+        if not equal(value, arg.only):
+            raise ValueError(f"`{arg.name}` must be {arg.only!r} here, got {value!r}")
+        return None
     if names <= literals.keys():
         value = Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals)
+        if arg.square and isinstance(value, (list, tuple)):
+            if len(set(value)) != 1:
+                raise ValueError(f"`{arg.name}` must be the same on both axes, got {value!r}")
+            value = value[0]
         if not arg.always and arg.default != NO_DEFAULT and equal(value, arg.default):
             return None
         return literal(value)
@@ -793,9 +822,18 @@ def used_imports(imports: list[str], lines: list[str]) -> list[str]:
     import re
 
     text = "\n".join(lines)
+
+    def used(name: str) -> bool:
+        bound = name.split(" as ")[-1].strip()
+        return re.search(rf"\b{re.escape(bound)}\.", text) is not None
+
     kept = []
     for line in imports:
-        bound = line.split(" as ")[-1] if " as " in line else line.split()[-1]
-        if re.search(rf"\b{re.escape(bound)}\.", text):
+        if line.startswith("from "):
+            module, _, names = line.partition(" import ")
+            names = [n.strip() for n in names.split(",") if used(n)]
+            if names:
+                kept.append(f"{module} import {', '.join(names)}")
+        elif used(line.removeprefix("import ")):
             kept.append(line)
     return kept

@@ -17,7 +17,7 @@ INDENT = "    "
 class Call:
     """`fn(arg, ..., key=value)`; arguments are source strings or nested calls."""
 
-    fn: str
+    fn: str | Call
     args: list[str | Call] = field(default_factory=list)
     kwargs: list[tuple[str, str | Call]] = field(default_factory=list)
     star: bool = False  # fn(*args[0])
@@ -25,7 +25,8 @@ class Call:
 
     def flat(self) -> str:
         """The call on one line."""
-        return f"{self.fn}{self.brackets[0]}{', '.join(self._parts(flat=True))}{self.brackets[1]}"
+        fn = self.fn.flat() if isinstance(self.fn, Call) else self.fn
+        return f"{fn}{self.brackets[0]}{', '.join(self._parts(flat=True))}{self.brackets[1]}"
 
     def _parts(self, flat: bool) -> list[str]:
         def text(v: str | Call) -> str:
@@ -53,7 +54,9 @@ def render(value: str | Call, level: int, prefix: str = "", suffix: str = "") ->
     if len(line) <= WIDTH or not value.items():
         return [line]
     inner = ", ".join(value._parts(flat=True))
-    open_, close = value.fn + value.brackets[0], value.brackets[1]
+    if isinstance(value.fn, Call):  # f(a)(b): split the first call, keep `(b)` on its last line
+        return render(value.fn, level, prefix, f"({inner}){suffix}")
+    open_, close = str(value.fn) + value.brackets[0], value.brackets[1]
     items = value.items()
     if len(items) == 1 and value.brackets == "()":
         # a lone argument is split on its own, without a trailing comma (as ruff does)
@@ -67,6 +70,21 @@ def render(value: str | Call, level: int, prefix: str = "", suffix: str = "") ->
         lines.extend(render(item, level + 1, key, ","))
     lines.append(pad + close + suffix)
     return lines
+
+
+def from_source(source: str) -> str | Call:
+    """A call written as source, as a Call tree the formatter can wrap."""
+    import ast
+
+    def convert(node: ast.expr) -> str | Call:
+        if not isinstance(node, ast.Call) or any(k.arg is None for k in node.keywords):
+            return double_quotes(ast.unparse(node))
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            return double_quotes(ast.unparse(node))
+        return Call(convert(node.func), [convert(a) for a in node.args],
+                    [(k.arg, convert(k.value)) for k in node.keywords])
+
+    return convert(ast.parse(source, mode="eval").body)
 
 
 def signature(name: str, params: list[str], level: int) -> list[str]:
