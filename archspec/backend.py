@@ -112,7 +112,5 @@ class Backend:
 def available() -> dict[str, Backend]:
     """Every folder under backends/ with a backend.yaml, by name, sorted."""
     return {
-        p.name: Backend(p)
-        for p in sorted(BACKENDS_DIR.iterdir())
-        if (p / "backend.yaml").is_file()
+        p.name: Backend(p) for p in sorted(BACKENDS_DIR.iterdir()) if (p / "backend.yaml").is_file()
     }

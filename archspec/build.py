@@ -35,8 +35,7 @@ class Output:
     text: str
 
 
-def render(graph: Graph, spec_path: Path, backend: Backend,
-           overrides: Mapping[str, Any]) -> str:
+def render(graph: Graph, spec_path: Path, backend: Backend, overrides: Mapping[str, Any]) -> str:
     """The full text of one generated module, header included."""
     shown = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "none"
     header = [
@@ -55,7 +54,7 @@ def is_hand_edited(text: str) -> bool:
     match = HASH_LINE.search(text)
     if match is None:
         return True
-    body = text[match.end() + 1:]
+    body = text[match.end() + 1 :]
     return hashlib.sha256(body.encode()).hexdigest() != match.group(1)
 
 
@@ -63,8 +62,10 @@ def module_path(out: Path, backend: Backend, spec_path: Path) -> Path:
     """`generated/<backend>/<spec stem>.py`, checked to stay inside `out`."""
     stem = spec_path.stem
     if not stem.isidentifier():
-        raise SpecError.at(Pos(display_path(spec_path)),
-                           f"spec file name `{stem}` is not a valid Python module name")
+        raise SpecError.at(
+            Pos(display_path(spec_path)),
+            f"spec file name `{stem}` is not a valid Python module name",
+        )
     return out / backend.name / f"{stem}.py"
 
 

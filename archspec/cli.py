@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from pathlib import Path
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,7 +27,7 @@ EXIT_USER, EXIT_BUG = 2, 1
 
 def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
     """`--set k=v` values, read as YAML scalars (3, 0.75, true, relu, [1, 2])."""
-    import yaml
+    from archspec.load import parse_scalar
 
     values: dict[str, Any] = {}
     for item in items:
@@ -35,9 +35,9 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.strip().isidentifier():
             raise SpecError.at(Pos("--set"), f"expected NAME=VALUE, got `{item}`")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+            value = parse_scalar(raw, "--set")
+        except SpecError:
+            value = None
         if value is None or isinstance(value, dict):
             raise SpecError.at(Pos("--set"), f"`{item}`: expected a number, boolean, name or list")
         values[key.strip()] = value
@@ -49,7 +49,7 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
         raise SpecError.at(Pos("--input"), f"expected CxHxW with positive integers, got `{text}`")
     return tuple(int(p) for p in parts)
 
@@ -131,30 +131,60 @@ SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
 @main.command()
 @click.argument("specs", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--backend", "backend_name", default="all", show_default=True,
-              help="A folder under backends/ (torch, paddle, mindspore, ...) or `all`.")
-@click.option("--out", default="generated", show_default=True, type=click.Path(file_okay=False),
-              help="Output folder: files go to OUT/<backend>/<spec>.py.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-              help="Override a network parameter's default (repeatable).")
-@click.option("--all", "build_all", is_flag=True,
-              help="Every bundled spec in specs/ for every backend.")
+@click.option(
+    "--backend",
+    "backend_name",
+    default="all",
+    show_default=True,
+    help="A folder under backends/ (torch, paddle, mindspore, ...) or `all`.",
+)
+@click.option(
+    "--out",
+    default="generated",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder: files go to OUT/<backend>/<spec>.py.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a network parameter's default (repeatable).",
+)
+@click.option(
+    "--all", "build_all", is_flag=True, help="Every bundled spec in specs/ for every backend."
+)
 @click.option("--force", is_flag=True, help="Overwrite generated files edited by hand.")
-@click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if any file is missing or differs from a fresh build.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if any file is missing or differs from a fresh build.",
+)
 @handle_errors
-def build(specs: tuple[str, ...], backend_name: str, out: str, sets: tuple[str, ...],
-          build_all: bool, force: bool, check: bool) -> None:
+def build(
+    specs: tuple[str, ...],
+    backend_name: str,
+    out: str,
+    sets: tuple[str, ...],
+    build_all: bool,
+    force: bool,
+    check: bool,
+) -> None:
     """Emit framework modules for SPEC files: OUT/<backend>/<spec>.py."""
     from archspec.backend import available
     from archspec.build import Output, module_path, package_files, render, write_all
 
     backends = available()
     if backend_name != "all" and backend_name not in backends:
-        raise SpecError.at(Pos("--backend"), f"unknown backend `{backend_name}`",
-                           did_you_mean(backend_name, backends))
-    chosen = list(backends.values()) if build_all or backend_name == "all" else [
-        backends[backend_name]]
+        raise SpecError.at(
+            Pos("--backend"),
+            f"unknown backend `{backend_name}`",
+            did_you_mean(backend_name, backends),
+        )
+    chosen = (
+        list(backends.values()) if build_all or backend_name == "all" else [backends[backend_name]]
+    )
     paths = [Path(p) for p in specs] + (sorted(SPECS_DIR.glob("*.yaml")) if build_all else [])
     if not paths:
         raise SpecError.at(Pos("archspec build"), "no spec given (name SPEC files or use --all)")
@@ -163,11 +193,17 @@ def build(specs: tuple[str, ...], backend_name: str, out: str, sets: tuple[str, 
     for path in paths:
         graph = compile_spec(path, overrides)
         for backend in chosen:
-            outputs.append(Output(module_path(Path(out), backend, path),
-                                  render(graph, path, backend, overrides)))
+            outputs.append(
+                Output(
+                    module_path(Path(out), backend, path), render(graph, path, backend, overrides)
+                )
+            )
     if check:
-        stale = [o.path for o in outputs
-                 if not o.path.exists() or o.path.read_text(encoding="utf-8") != o.text]
+        stale = [
+            o.path
+            for o in outputs
+            if not o.path.exists() or o.path.read_text(encoding="utf-8") != o.text
+        ]
         for path in stale:
             click.echo(f"stale: {path}", err=True)
         sys.exit(1 if stale else 0)

@@ -93,8 +93,12 @@ class _ModuleBuilder:
         overrides = [o for b in builders for o in b.overrides]
         classes[-1].reset = _Init(self).reset_lines(builders, overrides)
         constants, functions = self.constants(), self.functions()
-        lines = constants + functions + [self.table.base_class] + [
-            line for c in classes for line in (*c.init, *c.forward, *c.reset)]
+        lines = (
+            constants
+            + functions
+            + [self.table.base_class]
+            + [line for c in classes for line in (*c.init, *c.forward, *c.reset)]
+        )
         self.needs_math |= any("math." in line for line in lines)
         return ModuleView(
             header,
@@ -363,8 +367,9 @@ class _ClassBuilder:
         self.init.conditional(local, present, cond, absent)
         return local
 
-    def body(self, ns: NodeSpec, channels: str, attr: str, guard: str | None = None
-             ) -> tuple[Call, str]:
+    def body(
+        self, ns: NodeSpec, channels: str, attr: str, guard: str | None = None
+    ) -> tuple[Call, str]:
         """The constructor call of a node and the channels it hands on."""
         if ns.kind == "op":
             if ns.init:
@@ -460,7 +465,8 @@ class _ClassBuilder:
         table: OpSpec = self.table.ops[ns.op]
         inputs = self.forward_inputs(ns, ins)
         expr = table.expr.format(
-            inputs=inputs, sum=" + ".join(f.var for f in ins),
+            inputs=inputs,
+            sum=" + ".join(f.var for f in ins),
             product=" * ".join(f.var for f in ins),
         )
         channels = self.concat_channels(ns, ins) if ns.op == "concat" else ins[0].channels
@@ -602,8 +608,12 @@ class _Init:
 
     def type_groups(self, builders: list[_ClassBuilder]) -> list[tuple[str, list]]:
         ops = {ns.op for b in builders for ns in walk(b.owner.nodes) if ns.op}
-        ops |= {ns.attrs["fn"].constant for b in builders for ns in walk(b.owner.nodes)
-                if ns.op == "activation" and ns.attrs["fn"].is_constant}
+        ops |= {
+            ns.attrs["fn"].constant
+            for b in builders
+            for ns in walk(b.owner.nodes)
+            if ns.op == "activation" and ns.attrs["fn"].is_constant
+        }
         groups = []
         for op in sorted(ops):
             table = self.table.ops.get(op)
@@ -626,10 +636,18 @@ class _Init:
         scope_names = set(self.m.spec.params) | set(self.m.spec.let)
         if o.cls != self.m.spec.name:
             scope_names = set(self.m.spec.blocks[o.cls].params) | set(self.m.spec.blocks[o.cls].let)
-        steps = [self.step_fn(target, o.op, tensor, init.scheme, init.args,
-                              lambda n: rename(n) if n in scope_names else None)
-                 for tensor, init in o.node.init.items()
-                 if not (init.scheme == "default" and self.init.native_default)]
+        steps = [
+            self.step_fn(
+                target,
+                o.op,
+                tensor,
+                init.scheme,
+                init.args,
+                lambda n: rename(n) if n in scope_names else None,
+            )
+            for tensor, init in o.node.init.items()
+            if not (init.scheme == "default" and self.init.native_default)
+        ]
         if o.guard:
             w.line(f"if {o.guard.format(m=module)}:")
             with w.indent():
@@ -639,8 +657,9 @@ class _Init:
             for step in steps:
                 step(w)
 
-    def step_fn(self, module: str, op: str, tensor: str, scheme: str, args: dict[str, Expr],
-                rename):
+    def step_fn(
+        self, module: str, op: str, tensor: str, scheme: str, args: dict[str, Expr], rename
+    ):
         """A function writing one tensor's initialisation statement."""
         from archspec.ops import INIT_SCHEMES
 
@@ -689,8 +708,9 @@ class _Init:
         return write
 
 
-def check_requires(table: OpSpec, literals: dict[str, Any], title: str, pos: Pos,
-                   op: str = "") -> None:
+def check_requires(
+    table: OpSpec, literals: dict[str, Any], title: str, pos: Pos, op: str = ""
+) -> None:
     """Refuse what a framework cannot express (its table's `requires`), at the node."""
     for condition, why in table.requires.items():
         tree = parse(condition)
@@ -711,8 +731,11 @@ def render_arg(arg: ArgSpec, literals: dict[str, Any], sources: dict[str, str]) 
     tree = _Fold(literals).visit(parse(arg.value).tree)
     names = set(names_in_order(tree))
     if arg.only != NO_DEFAULT:
-        value = Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals) \
-            if names <= literals.keys() else None
+        value = (
+            Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals)
+            if names <= literals.keys()
+            else None
+        )
         if not equal(value, arg.only):
             raise ValueError(f"`{arg.name}` must be {arg.only!r} here, got {value!r}")
         return None
@@ -795,14 +818,14 @@ def parse_literal(value: Any) -> Expr:
 
 def equal(a: Any, b: Any) -> bool:
     """Framework-default comparison: 1 == [1, 1] for pair arguments."""
+
     def norm(v):
         if isinstance(v, (list, tuple)) and len(set(v)) == 1:
-            return v[0]
-        return v
+            v = v[0]
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
-    return norm(a) == norm(b) and type(norm(a)) is type(norm(b)) or (
-        isinstance(norm(a), float) and isinstance(norm(b), float) and norm(a) == norm(b)
-    )
+    # 1 and 1.0 are the same default, True and 1 are not
+    return type(norm(a)) is type(norm(b)) and norm(a) == norm(b)
 
 
 def docstring(text: str, level: int) -> list[str]:

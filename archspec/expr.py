@@ -290,7 +290,12 @@ class Evaluator:
             fn = self.functions[name]
             if len(args) != len(fn.args):
                 raise ExprError(f"{name}() takes {len(fn.args)} argument(s), got {len(args)}")
-            return self._eval(fn.body.tree, dict(zip(fn.args, args, strict=True)), depth)
+            try:
+                return self._eval(fn.body.tree, dict(zip(fn.args, args, strict=True)), depth)
+            except ExprError as exc:
+                if exc.message.startswith("in function"):
+                    raise
+                raise ExprError(f"in function `{name}`: {exc.message}", exc.hint) from None
         if name in BUILTINS:
             return _call_builtin(name, args)
         raise ExprError(f"unknown function `{name}`", _hint(name, [*BUILTINS, *self.functions]))
@@ -357,6 +362,8 @@ def _call_builtin(name: str, args: list[Any]) -> Any:
 def _bounded(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
         raise ExprError(f"value {value} is out of range (more than {MAX_INT:.0e})")
+    if isinstance(value, complex):
+        raise ExprError("the result is not a real number")
     if isinstance(value, float) and not math.isfinite(value):
         raise ExprError(f"value {value} is not a finite number")
     if isinstance(value, (list, str)) and len(value) > MAX_LIST:

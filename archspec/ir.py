@@ -126,7 +126,7 @@ class _Binder:
         self.parents.append(root)
         output = Value("input", shape)
         if scope is not None:
-            output = self.bind_nodes(spec.nodes, spec.output, scope, "", output, seq=False)
+            output = self.bind_nodes(spec.nodes, _output(spec), scope, "", output, seq=False)
         self.errors.raise_if_any()
         params = {k: scope[k] for k in spec.params}
         return Graph(spec, spec.name, params, shape, self.nodes, root, output)
@@ -154,10 +154,9 @@ class _Binder:
         for check in owner.checks:
             ok = self.eval(check.expr, scope)
             if ok is not None and not ok:
-                self.errors.add(
-                    arg_pos if arg_pos and arg_pos is OVERRIDE_POS else pos,
-                    f"check failed: {check.message}",
-                )
+                # a block's check is reported where it is called, a network's where written
+                where = check.pos if arg_pos is OVERRIDE_POS else pos
+                self.errors.add(where, f"check failed: {check.message}")
         return scope if len(self.errors.diagnostics) == before else None
 
     def param_value(
@@ -165,7 +164,8 @@ class _Binder:
     ) -> Any:
         if name not in args:
             if param.required:
-                self.errors.add(pos, f"missing argument `{name}`")
+                where = param.pos if arg_pos is OVERRIDE_POS else pos
+                self.errors.add(where, f"missing argument `{name}`")
             return param.default
         value, where = args[name], arg_pos or pos
         if isinstance(value, tuple):  # (value, position) from a block call
@@ -202,6 +202,7 @@ class _Binder:
         seq: bool,
     ) -> Value:
         """Bind a list of nodes in order; returns the output value (last node by default)."""
+        output, output_pos = output if isinstance(output, tuple) else (output, self.spec.pos)
         names = [str(i) for i in range(len(nodes))] if seq else _node_names(nodes)
         env: dict[str, Value] = {"x": x}
         prev = x
@@ -218,7 +219,7 @@ class _Binder:
             return prev
         if output not in env:
             self.errors.add(
-                nodes[-1].pos if nodes else self.spec.pos,
+                output_pos,
                 f"output `{output}` is not a node",
                 did_you_mean(output, env),
             )
@@ -275,8 +276,8 @@ class _Binder:
             count = self.eval(ns.repeat, scope)
             if count is None:
                 return []
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                self.errors.add(ns.repeat.pos, f"`repeat` needs a count >= 0, got {count!r}")
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10_000:
+                self.errors.add(ns.repeat.pos, f"`repeat` needs a count in 0..10000, got {count!r}")
                 return []
             return [{"i": i} for i in range(count)]
         table = self.spec.tables.get(ns.for_each)
@@ -310,9 +311,7 @@ class _Binder:
         ref = self.block_ref(ns, scope)
         if ref is None or x.shape is None:
             return Value(path, None)
-        if ref.name in self.stack:
-            chain = " -> ".join([*self.stack, ref.name])
-            self.errors.add(ns.pos, f"block `{ref.name}` uses itself ({chain})")
+        if ref.name in self.stack:  # check_structure has reported the cycle
             return Value(path, None)
         block = self.spec.blocks[ref.name]
         args = {}
@@ -331,7 +330,7 @@ class _Binder:
         bound = {k: inner[k] for k in block.params}
         module = self.push(Module(path, "block", ref.name, bound))
         self.stack.append(ref.name)
-        value = self.bind_nodes(block.nodes, block.output, inner, path, x, seq=False)
+        value = self.bind_nodes(block.nodes, _output(block), inner, path, x, seq=False)
         self.stack.pop()
         self.pop(module)
         return value
@@ -411,8 +410,9 @@ class _Binder:
                     continue
                 value, where = attr.default, ns.pos
             else:
+                errors = len(self.errors.diagnostics)
                 value, where = self.eval(expr, scope), expr.pos
-                if value is None and attr.kind != "pair?":
+                if len(self.errors.diagnostics) > errors:
                     continue
             try:
                 attrs[key] = CHECKERS[attr.kind](value)
@@ -467,6 +467,10 @@ class _Binder:
         assert self.parents.pop() is module
 
 
+def _output(owner: BlockSpec) -> tuple[str, Pos] | None:
+    return (owner.output, owner.field_pos("output")) if owner.output else None
+
+
 def _input_names(shape: Shape) -> dict[str, int]:
     names = {"in_channels": shape[0]} if shape else {}
     if len(shape) == 3:
@@ -476,7 +480,9 @@ def _input_names(shape: Shape) -> dict[str, int]:
 
 def _node_names(nodes: list[NodeSpec]) -> list[str]:
     """Explicit names, else the op (or snake-cased block) name, numbered when repeated."""
-    taken = {n.name for n in nodes if n.name}
+    from archspec.spec import RESERVED
+
+    taken = {n.name for n in nodes if n.name} | RESERVED
     seen: dict[str, int] = {}
     names = []
     for ns in nodes:
@@ -508,12 +514,78 @@ def duplicate_names(nodes: list[NodeSpec]) -> list[NodeSpec]:
 
 
 def check_structure(spec: NetworkSpec) -> Collector:
-    """Static checks that need no values (duplicate node names); returns what it found."""
+    """Static checks that need no values; returns what it found."""
     errors = Collector()
     for nodes in _node_lists(spec):
         for ns in duplicate_names(nodes):
             errors.add(ns.pos, f"duplicate node name `{ns.name}`")
+        for ns in nodes:
+            for child in ns.seq or []:
+                if child.name is not None or child.inputs is not None:
+                    errors.add(child.pos, "sequence items take no `name` or `inputs`: they chain")
+    _check_tables(spec, errors)
+    _check_recursion(spec, errors)
     return errors
+
+
+def _check_tables(spec: NetworkSpec, errors: Collector) -> None:
+    """`defaults:` and `init:` name real ops, attributes, tensors and schemes."""
+    for section in ("defaults", "init"):
+        for op, entries in getattr(spec, section).items():
+            if op not in OPS:
+                first = next(iter(entries.values()), None)
+                where = first.pos if first is not None else spec.field_pos(section)
+                errors.add(where, f"`{section}`: unknown op `{op}`", did_you_mean(op, OPS))
+                continue
+            known = OPS[op].attrs if section == "defaults" else OPS[op].tensors
+            for key, value in entries.items():
+                if key not in known:
+                    what = "attribute" if section == "defaults" else "tensor"
+                    errors.add(
+                        value.pos,
+                        f"`{section}`: {op} has no {what} `{key}`",
+                        did_you_mean(key, known),
+                    )
+                elif section == "init" and value.scheme not in INIT_SCHEMES:
+                    errors.add(
+                        value.pos,
+                        f"unknown initialisation `{value.scheme}`",
+                        did_you_mean(value.scheme, INIT_SCHEMES),
+                    )
+
+
+def _check_recursion(spec: NetworkSpec, errors: Collector) -> None:
+    """A block that calls itself, directly or through others, even if never used."""
+    calls = {
+        name: [
+            (n, ns)
+            for ns in _walk(block.nodes)
+            if ns.block
+            for n in sorted(ns.block.names & set(spec.blocks))
+        ]
+        for name, block in spec.blocks.items()
+    }
+    seen: set[frozenset[str]] = set()
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        for callee, ns in calls[name]:
+            if callee in trail:
+                cycle = trail[trail.index(callee) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    chain = " -> ".join([*cycle, callee])
+                    errors.add(ns.pos, f"block `{callee}` uses itself ({chain})")
+            elif len(trail) < 64:
+                visit(callee, (*trail, callee))
+
+    for name in spec.blocks:
+        visit(name, (name,))
+
+
+def _walk(nodes: list[NodeSpec]):
+    for ns in nodes:
+        yield ns
+        yield from _walk(ns.seq or [])
 
 
 def _node_lists(spec: NetworkSpec):

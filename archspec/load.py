@@ -9,6 +9,7 @@ child. Nothing here knows what a spec means; that is `spec.py`'s job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +27,16 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # YAML 1.2 booleans only: `yes`, `no`, `on`, `off` stay strings (no "Norway problem")
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
+_FLOAT_12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+$")
+
 PathKey = tuple[Any, ...]
+
+
+def parse_scalar(text: str, where: str) -> Any:
+    """A command-line value read as a spec file would read it (YAML 1.2 scalars, lists)."""
+    if not text.strip():
+        raise SpecError.at(Pos(where), "expected a value")
+    return parse_text(f"value: {text}", where).data["value"]
 
 
 @dataclass
@@ -81,21 +91,17 @@ def load_document(path: Path, _chain: tuple[Path, ...] = ()) -> Document:
 
 def _load_file(path: Path, name: str) -> Document:
     try:
-        stat = path.stat()
-    except OSError as exc:
-        raise SpecError.at(Pos(name), f"cannot read file: {exc.strerror}") from None
-    return _load_cached(path, name, stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=64)
-def _load_cached(path: Path, name: str, mtime: int, size: int) -> Document:
-    """Parse once per file version: base specs are shared by many children."""
-    if size > MAX_BYTES:
-        raise SpecError.at(Pos(name), f"file is larger than {MAX_BYTES} bytes")
-    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError.at(Pos(name), f"file is larger than {MAX_BYTES} bytes")
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError.at(Pos(name), f"cannot read file: {exc.strerror}") from None
+    return _parse_cached(raw, name)
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(raw: bytes, name: str) -> Document:
+    """Parse once per file content: base specs are shared by many children."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -133,6 +139,7 @@ class _Converter:
         self.name = name
         self.count = 0
         self.scalars = yaml.SafeLoader("")
+        self.open: set[int] = set()  # nodes being converted: a recursive alias comes back
 
     def convert(self, node: yaml.Node, path: PathKey) -> Any:
         pos = self.at(node)
@@ -143,14 +150,30 @@ class _Converter:
             )
         self.doc.positions[path] = pos
         kind = node.tag[len(_TAG) :] if node.tag.startswith(_TAG) else None
-        if isinstance(node, yaml.MappingNode) and kind == "map":
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode) and kind == "seq":
-            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.ScalarNode) and kind in ("str", "int", "float", "null"):
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, kind, pos)
+        if id(node) in self.open:
+            raise SpecError.at(pos, "recursive YAML alias: a value cannot contain itself")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode) and kind == "map":
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode) and kind == "seq":
+                return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+        raise SpecError.at(pos, f"YAML tag `{node.tag}` is not allowed: specs hold plain data only")
+
+    def _scalar(self, node: yaml.ScalarNode, kind: str | None, pos: Pos) -> Any:
+        """YAML 1.2 scalars: 1e-5 is a float; yes/no/on/off and dates stay strings."""
+        if kind == "str" and not node.style and _FLOAT_12.match(node.value):
+            return float(node.value)
+        if kind in ("str", "int", "float", "null"):
             return self.scalars.construct_object(node)
-        if isinstance(node, yaml.ScalarNode) and kind == "bool":
+        if kind == "bool":
             return _BOOLS.get(node.value, node.value)
+        if kind == "timestamp":
+            return node.value
         raise SpecError.at(pos, f"YAML tag `{node.tag}` is not allowed: specs hold plain data only")
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict:

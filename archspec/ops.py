@@ -129,15 +129,13 @@ def _fmt(shape: Shape) -> str:
 
 
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, what: str) -> int:
+    """PyTorch's output size (pooling_output_shape), ceil mode included."""
     span = d * (k - 1) + 1
-    if span > size + 2 * p:
+    out = (size + 2 * p - span + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:  # the last window must start inside the input
+        out -= 1
+    if out < 1:
         raise ShapeError(f"{what} {span} is larger than the padded input ({size} + 2 x {p})")
-    if ceil:
-        out = -(-(size + 2 * p - span) // s) + 1
-        if (out - 1) * s >= size + p:  # PyTorch: the last window must start inside the input
-            out -= 1
-    else:
-        out = (size + 2 * p - span) // s + 1
     return out
 
 

@@ -81,8 +81,11 @@ def from_source(source: str) -> str | Call:
             return double_quotes(ast.unparse(node))
         if any(isinstance(a, ast.Starred) for a in node.args):
             return double_quotes(ast.unparse(node))
-        return Call(convert(node.func), [convert(a) for a in node.args],
-                    [(k.arg, convert(k.value)) for k in node.keywords])
+        return Call(
+            convert(node.func),
+            [convert(a) for a in node.args],
+            [(k.arg, convert(k.value)) for k in node.keywords],
+        )
 
     return convert(ast.parse(source, mode="eval").body)
 

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -77,6 +78,11 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=False)
     _pos: Pos | None = PrivateAttr(default=None)
+    _field_pos: dict[str, Pos] = PrivateAttr(default_factory=dict)
+
+    def field_pos(self, name: str) -> Pos:
+        """Where the value of one of this mapping's keys was written."""
+        return self._field_pos.get(name, self.pos)
 
     @property
     def pos(self) -> Pos:
@@ -110,6 +116,8 @@ class ParamSpec(Model):
     def _default_fits(self) -> ParamSpec:
         if not self.required:
             self.default = coerce(self.default, self.type)
+            if self.choices is not None and self.default not in self.choices:
+                raise ValueError(f"default {self.default!r} is not one of {self.choices}")
         return self
 
 
@@ -250,9 +258,9 @@ class BlockSpec(Model):
 class InputSpec(Model):
     """The input image: channels, height, width (one sample; the batch is N)."""
 
-    channels: int = Field(gt=0)
-    height: int = Field(gt=0)
-    width: int = Field(gt=0)
+    channels: StrictInt = Field(gt=0)
+    height: StrictInt = Field(gt=0)
+    width: StrictInt = Field(gt=0)
 
 
 class NetworkSpec(BlockSpec):
@@ -301,22 +309,46 @@ def _diagnostic(doc: Document, err: dict) -> Diagnostic:
     if kind == "missing":
         return Diagnostic(doc.pos(loc[:-1]), f"missing key `{loc[-1]}`")
     message = err["msg"].removeprefix("Value error, ")
-    if kind == "model_type" or kind == "dict_type":
-        message = "expected a mapping"
-    elif kind == "list_type":
-        message = "expected a list"
+    expected = _EXPECTED.get(kind)
+    got = _describe(err.get("input"))
+    if expected:
+        message = f"expected {expected}, got {got}"
+    elif kind == "literal_error":
+        message = message.replace("Input should be", "expected") + f", got {got}"
+    elif kind == "greater_than":
+        message = f"expected a number greater than {err['ctx']['gt']}, got {got}"
     return Diagnostic(doc.pos(loc), message)
+
+
+def _describe(value: Any) -> str:
+    """A value as a message shows it: short scalars as written, containers by kind."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_EXPECTED = {
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+}
 
 
 def attach_positions(obj: Any, path: tuple, doc: Document) -> None:
     """Give every model and expression the position of the YAML it came from."""
     if isinstance(obj, Model):
-        obj._pos = doc.pos(path)
-        for name, field in type(obj).model_fields.items():
-            attach_positions(getattr(obj, name), (*path, field.alias or name), doc)
-        if isinstance(obj, NodeSpec):
-            for key, value in obj.attrs.items():
-                attach_positions(value, (*path, key), doc)
+        _attach_model(obj, path, doc)
     elif isinstance(obj, Expr):
         obj.pos = doc.pos(path)
     elif isinstance(obj, dict):
@@ -325,3 +357,17 @@ def attach_positions(obj: Any, path: tuple, doc: Document) -> None:
     elif isinstance(obj, list):
         for i, value in enumerate(obj):
             attach_positions(value, (*path, i), doc)
+
+
+def _attach_model(obj: Model, path: tuple, doc: Document) -> None:
+    obj._pos = doc.pos(path)
+    if isinstance(obj, InitSpec):  # written `{scheme: {arg: ...}}`, modelled `args: {arg: ...}`
+        for key, value in obj.args.items():
+            attach_positions(value, (*path, obj.scheme, key), doc)
+        return
+    for name, field in type(obj).model_fields.items():
+        obj._field_pos[name] = doc.pos((*path, field.alias or name))
+        attach_positions(getattr(obj, name), (*path, field.alias or name), doc)
+    if isinstance(obj, NodeSpec):
+        for key, value in obj.attrs.items():
+            attach_positions(value, (*path, key), doc)

@@ -1,0 +1,38 @@
+"""The generated-module cases every backend must pass: spec, constructor arguments, input.
+
+Shared by the pytest suite (which computes the expected figures with archspec) and by
+`backend_worker.py` (which runs one framework, alone in its process, and reports).
+"""
+
+from __future__ import annotations
+
+RESNETS = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+]
+ASYMMNETS = ["asymmnet_large", "asymmnet_small"]
+SPECS = RESNETS + ASYMMNETS
+
+# (spec, constructor arguments, input C x H x W); the first case of each spec is the default
+CASES: list[tuple[str, dict, tuple[int, int, int]]] = [
+    *((spec, {}, (3, 64, 64)) for spec in SPECS),
+    *((spec, {"num_classes": 10}, (3, 64, 64)) for spec in SPECS),
+    ("resnet50", {"zero_init_residual": True}, (3, 64, 64)),
+    *((spec, {"multiplier": 0.5}, (3, 64, 64)) for spec in ASYMMNETS),
+    *((spec, {"asymmrate": 0}, (3, 64, 64)) for spec in ASYMMNETS),
+    *((spec, {"asymmrate": 2}, (3, 64, 64)) for spec in ASYMMNETS),
+    ("asymmnet_large", {"num_classes": 16}, (3, 256, 256)),
+]
+
+
+def case_id(case: tuple[str, dict, tuple[int, int, int]]) -> str:
+    """A readable test id: `asymmnet_large-multiplier=0.5-3x64x64`."""
+    spec, kwargs, shape = case
+    args = "-".join(f"{k}={v}" for k, v in kwargs.items()) or "defaults"
+    return f"{spec}-{args}-{'x'.join(map(str, shape))}"
