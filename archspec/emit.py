@@ -18,7 +18,7 @@ from archspec.errors import Pos, SpecError
 from archspec.expr import Evaluator, Expr, parse, uses_math
 from archspec.expr import to_python as _to_python
 from archspec.ir import Graph
-from archspec.ops import ACTIVATIONS, OPS
+from archspec.ops import ACTIVATIONS, INIT_SCHEMES, OPS
 from archspec.pyfmt import Call, Writer, double_quotes, from_source, signature
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec
 
@@ -413,19 +413,16 @@ class _ClassBuilder:
             self.fail(ns.pos, f"no module for op `{op}`")
         attrs = self.attr_sources(ns, op)
         literals = {k: v.constant for k, v in attrs.items() if v.is_constant}
+        sources = {k: to_python(v) for k, v in attrs.items() if not v.is_constant}
+        if channels.isdigit():
+            literals["in_channels"] = int(channels)
+        else:
+            sources["in_channels"] = channels
         check_requires(table, literals, self.table.title, ns.pos, op)
-        call = Call(table.call)
-        for arg in table.args:
-            try:
-                value = self.arg_value(arg, attrs, channels)
-            except ValueError as exc:
-                self.fail(ns.pos, f"{op}: {exc}")
-            if value is None:
-                continue
-            if arg.positional and not call.kwargs:
-                call.args.append(value)
-            else:
-                call.kwargs.append((arg.name, value))
+        try:
+            call = make_call(table, literals, sources)
+        except ValueError as exc:
+            self.fail(ns.pos, f"{op}: {exc}")
         return call, self.out_channels(ns, op, attrs, channels)
 
     def attr_sources(self, ns: NodeSpec, op: str) -> dict[str, Expr]:
@@ -435,16 +432,6 @@ class _ClassBuilder:
             expr = ns.attrs.get(key, defaults.get(key))
             attrs[key] = expr if expr is not None else parse_literal(attr.default)
         return attrs
-
-    def arg_value(self, arg: ArgSpec, attrs: dict[str, Expr], channels: str) -> str | None:
-        """Python source of one constructor argument (see `render_arg`)."""
-        literals = {k: v.constant for k, v in attrs.items() if v.is_constant}
-        sources = {k: to_python(v) for k, v in attrs.items() if not v.is_constant}
-        if channels.isdigit():
-            literals["in_channels"] = int(channels)
-        else:
-            sources["in_channels"] = channels
-        return render_arg(arg, literals, sources)
 
     def out_channels(self, ns: NodeSpec, op: str, attrs: dict[str, Expr], channels: str) -> str:
         if op in ("conv2d", "linear"):
@@ -661,39 +648,19 @@ class _Init:
         self, module: str, op: str, tensor: str, scheme: str, args: dict[str, Expr], rename
     ):
         """A function writing one tensor's initialisation statement."""
-        from archspec.ops import INIT_SCHEMES
-
         table = self.table.ops[op]
         keys = (f"{scheme}.{op}.{tensor}", f"{scheme}.{tensor}", scheme)
         spec = next((self.init.schemes[k] for k in keys if k in self.init.schemes), None)
         if spec is None:
             raise EmitError.at(self.m.spec.pos, f"{self.table.title} emitter: no `{scheme}` init")
         t = f"{module}.{table.tensors.get(tensor, tensor)}"
-        literals: dict[str, Any] = {}
-        sources = {"tensor": t}
+        literals, sources = scheme_values(INIT_SCHEMES[scheme], args, rename)
+        sources["tensor"] = t
         weight = f"{module}.{table.tensors.get('weight', 'weight')}"
         for fan, source in self.init.fans.get(op, {}).items():
             sources[fan] = source.format(weight=weight)
-        for key, default in INIT_SCHEMES[scheme].items():
-            expr = args.get(key)
-            if expr is None:
-                literals[key] = default
-            elif isinstance(default, str):
-                literals[key] = expr.source.strip("'\"")
-            elif expr.is_constant:
-                literals[key] = expr.constant
-            else:
-                sources[key] = to_python(expr, rename)
-        call = Call(spec.call or "")
         check_requires(spec, literals, self.table.title, self.m.spec.pos)
-        for arg in spec.args:
-            value = render_arg(arg, literals, sources)
-            if value is None:
-                continue
-            if arg.positional and not call.kwargs:
-                call.args.append(value)
-            else:
-                call.kwargs.append((arg.name, value))
+        call = make_call(spec, literals, sources)
         statement = self.init.form.format(call=call.flat(), tensor=t)
         optional = tensor == "bias" and "bias" in OPS[op].attrs
 
@@ -706,6 +673,39 @@ class _Init:
                 w.expr(from_source(statement))
 
         return write
+
+
+def scheme_values(
+    defaults: dict[str, Any], args: dict[str, Expr], rename
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """An init scheme's arguments: known values, and Python source of the others."""
+    literals: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, default in defaults.items():
+        expr = args.get(key)
+        if expr is None:
+            literals[key] = default
+        elif isinstance(default, str):  # mode, nonlinearity: names, not expressions
+            literals[key] = expr.source.strip("'\"")
+        elif expr.is_constant:
+            literals[key] = expr.constant
+        else:
+            sources[key] = to_python(expr, rename)
+    return literals, sources
+
+
+def make_call(table: OpSpec, literals: dict[str, Any], sources: dict[str, str]) -> Call:
+    """A framework call from its table: arguments rendered, defaults left out."""
+    call = Call(table.call or "")
+    for arg in table.args:
+        value = render_arg(arg, literals, sources)
+        if value is None:
+            continue
+        if arg.positional and not call.kwargs:
+            call.args.append(value)
+        else:
+            call.kwargs.append((arg.name, value))
+    return call
 
 
 def check_requires(
