@@ -51,6 +51,8 @@ class OpSpec(Strict):
     requires: dict[str, str] = Field(default_factory=dict)  # expression -> why, when false
     expr: str | None = None  # functional: {inputs} (list source), {sum}, {product}
     tensors: dict[str, str] = Field(default_factory=dict)  # spec tensor -> framework name
+    transposed: list[str] = Field(default_factory=list)  # stored (in, out) instead of (out, in)
+    extra: dict[str, int] = Field(default_factory=dict)  # framework-only state: name -> value
 
 
 class InitSpec(Strict):

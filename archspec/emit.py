@@ -441,10 +441,15 @@ class _ClassBuilder:
         return channels
 
     def flatten_channels(self, ns: NodeSpec, channels: str) -> str:
-        shapes = [n.in_shapes[0] for n in self.m.graph.nodes if n.op == "flatten"]
-        if all(len(s) == 1 or s[1:] == (1, 1) for s in shapes):
+        shapes = {n.in_shapes[0][1:] for n in self.m.graph.nodes if n.op == "flatten"}
+        if shapes <= {(), (1, 1)}:
             return channels
-        self.fail(ns.pos, "flatten of a map larger than 1x1 is not supported (pool first)")
+        if len(shapes) == 1:
+            # the spatial size is fixed by the spec's input: the module is built for it
+            (spatial,) = shapes
+            return " * ".join([channels if channels.isidentifier() or channels.isdigit()
+                               else f"({channels})", *map(str, spatial)])
+        self.fail(ns.pos, "flatten of maps of several sizes is not supported (pool first)")
         return channels
 
     # a functional op: add, concat, multiply

@@ -1,0 +1,76 @@
+"""The parent side of workers: one process per backend, spoken to in JSON lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from archspec.backend import Backend
+
+
+class WorkerError(RuntimeError):
+    """A worker failed: its traceback is the message."""
+
+
+class Worker:
+    """A running `python -m archspec.worker` for one backend."""
+
+    def __init__(self, backend: Backend, log: Path | None = None):
+        self.backend = backend
+        self.log = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "archspec.worker", str(backend.folder)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+        )
+        self._reply()
+
+    def call(self, op: str, **kwargs) -> dict:
+        """Send one request and wait for its reply."""
+        self.proc.stdin.write(json.dumps({"op": op, **kwargs}) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerError(f"{self.backend.name} worker exited (status {self.proc.wait()})")
+        reply = json.loads(line)
+        if not reply.pop("ok"):
+            raise WorkerError(reply["error"])
+        return reply
+
+    def close(self) -> None:
+        """Stop the worker."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+class Workers:
+    """Workers started on demand, one per backend, all stopped together."""
+
+    def __init__(self):
+        self.workers: dict[str, Worker] = {}
+        self.tmp = tempfile.TemporaryDirectory(prefix="archspec-")
+
+    def __getitem__(self, backend: Backend) -> Worker:
+        if backend.name not in self.workers:
+            self.workers[backend.name] = Worker(backend)
+        return self.workers[backend.name]
+
+    def path(self, name: str) -> str:
+        """A fresh file name in this run's temporary folder."""
+        return str(Path(self.tmp.name) / name)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.tmp.cleanup()

@@ -1,0 +1,96 @@
+"""Tensor names and layouts across frameworks, from the IR and each backend's table.
+
+The canonical form of a network's weights is a mapping from spec names (`layer1.0.bn1.
+running_var`: module path plus PyTorch's tensor name) to arrays in PyTorch's layout. A
+backend's table says how its framework names and lays out the same tensors (MindSpore's
+`gamma`, Paddle's (in, out) linear weight); nothing here names a framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archspec.backend import Backend
+from archspec.errors import Pos, SpecError
+from archspec.ir import Graph
+
+
+@dataclass(frozen=True)
+class TensorMap:
+    """One tensor: its spec name, its framework name, its layout and shape (spec layout)."""
+
+    canonical: str
+    native: str
+    transposed: bool
+    shape: tuple[int, ...]
+    trainable: bool
+
+
+def tensor_maps(graph: Graph, backend: Backend) -> list[TensorMap]:
+    """Every weight and statistic of a bound network, in graph order."""
+    maps = []
+    for node in graph.nodes:
+        table = backend.spec.ops.get(node.op)
+        names = table.tensors if table else {}
+        transposed = set(table.transposed) if table else set()
+        for tensors, trainable in ((node.params, True), (node.buffers, False)):
+            for tensor, shape in tensors.items():
+                maps.append(TensorMap(f"{node.path}.{tensor}", f"{node.path}.{names.get(tensor, tensor)}",
+                                      tensor in transposed, shape, trainable))
+    return maps
+
+
+def extras(graph: Graph, backend: Backend) -> dict[str, int]:
+    """Framework-only state a checkpoint carries (PyTorch's num_batches_tracked)."""
+    out = {}
+    for node in graph.nodes:
+        table = backend.spec.ops.get(node.op)
+        for name, value in (table.extra if table else {}).items():
+            out[f"{node.path}.{name}"] = value
+    return out
+
+
+def to_native(arrays: dict, graph: Graph, backend: Backend) -> dict:
+    """Canonical arrays -> this framework's names and layouts (plus its extra state)."""
+    import numpy as np
+
+    out = {}
+    for m in tensor_maps(graph, backend):
+        value = arrays[m.canonical]
+        out[m.native] = np.ascontiguousarray(value.T) if m.transposed else value
+    for name, value in extras(graph, backend).items():
+        out[name] = np.asarray(value, dtype=np.int64)
+    return out
+
+
+def from_native(arrays: dict, graph: Graph, backend: Backend, source: str) -> dict:
+    """A framework's arrays -> canonical, refusing anything that does not fit the spec."""
+    import numpy as np
+
+    maps = tensor_maps(graph, backend)
+    known = {m.native for m in maps} | set(extras(graph, backend))
+    missing = [m.native for m in maps if m.native not in arrays]
+    unexpected = sorted(k for k in arrays if k not in known)
+    wrong = []
+    out = {}
+    for m in maps:
+        if m.native not in arrays:
+            continue
+        value = np.asarray(arrays[m.native])
+        want = tuple(reversed(m.shape)) if m.transposed else m.shape
+        if tuple(value.shape) != want:
+            wrong.append(f"{m.native}: expected {_fmt(want)}, got {_fmt(value.shape)}")
+            continue
+        out[m.canonical] = np.ascontiguousarray(value.T) if m.transposed else value
+    problems = []
+    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if items:
+            shown = ", ".join(items[:20]) + (f", ... ({len(items)} in all)" if len(items) > 20 else "")
+            problems.append(f"{title}: {shown}")
+    if problems:
+        raise SpecError.at(Pos(source), "checkpoint does not fit the spec: " + "; ".join(problems))
+    return out
+
+
+def _fmt(shape) -> str:
+    return "x".join(map(str, shape)) or "scalar"

@@ -1,0 +1,88 @@
+"""PaddlePaddle runtime for `archspec check` and `archspec convert`.
+
+Runs inside an archspec worker process that imports no other framework. Tensors cross
+the process boundary as NumPy arrays under Paddle's own names and layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+from paddle import nn
+
+
+def seed(value: int) -> None:
+    """Seed the framework's random generator."""
+    paddle.seed(value)
+
+
+def tensors(net: nn.Layer) -> dict[str, np.ndarray]:
+    """Every parameter and statistic under its state-dict name."""
+    return {k: v.numpy() for k, v in net.state_dict().items()}
+
+
+def trainable(net: nn.Layer) -> int:
+    """The number of trainable values, as the framework counts them."""
+    return sum(int(np.prod(p.shape)) for p in net.parameters() if not p.stop_gradient)
+
+
+def load(net: nn.Layer, arrays: dict[str, np.ndarray]) -> None:
+    """Load arrays; Paddle only warns about mismatches, so check them here."""
+    missing, unexpected = net.set_state_dict({k: np.array(v) for k, v in arrays.items()})
+    if missing or unexpected:
+        raise ValueError(f"missing {missing}, unexpected {unexpected}")
+    for name, value in net.state_dict().items():
+        if not np.array_equal(value.numpy(), arrays[name]):
+            raise ValueError(f"{name} was not loaded")
+
+
+def run(net: nn.Layer, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray]:
+    """Eval output and every leaf layer's output; train output and gradients."""
+    out: dict[str, np.ndarray] = {}
+    hooks = [
+        layer.register_forward_post_hook(_recorder(out, name))
+        for name, layer in net.named_sublayers()
+        if not layer.sublayers()
+    ]
+    net.eval()
+    _forward_backward(net, x, probe, out, "eval", "grad")
+    for hook in hooks:
+        hook.remove()
+    net.train()
+    for layer in net.sublayers():
+        if isinstance(layer, nn.Dropout):
+            layer.eval()
+    _forward_backward(net, x, probe, out, "train", "train_grad")
+    return out
+
+
+def _forward_backward(net, x, probe, out, name: str, grad: str) -> None:
+    net.clear_gradients()
+    inputs = paddle.to_tensor(x, stop_gradient=False)
+    result = net(inputs)
+    (result * paddle.to_tensor(probe)).sum().backward()
+    out[name] = result.numpy()
+    out[f"{grad}:input"] = inputs.grad.numpy()
+    for key, param in net.named_parameters():
+        if not param.stop_gradient:  # BN statistics are parameters too, without gradients
+            out[f"{grad}:{key}"] = param.grad.numpy()
+
+
+def _recorder(out: dict, name: str):
+    def hook(layer, args, result):
+        out[f"layer:{name}"] = result.numpy().copy()
+
+    return hook
+
+
+def read_checkpoint(path: str) -> dict[str, np.ndarray]:
+    """A state dict saved with paddle.save (.pdparams)."""
+    state = paddle.load(path)
+    if not isinstance(state, dict):
+        raise ValueError("expected a state dict (a mapping of names to tensors)")
+    return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
+
+
+def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Save a state dict with paddle.save."""
+    paddle.save({k: paddle.to_tensor(np.array(v)) for k, v in arrays.items()}, path)

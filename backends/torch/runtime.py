@@ -1,0 +1,88 @@
+"""PyTorch runtime for `archspec check` and `archspec convert`.
+
+Runs inside an archspec worker process that imports no other framework. Tensors cross
+the process boundary as NumPy arrays under PyTorch's own names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def seed(value: int) -> None:
+    """Seed the framework's random generator."""
+    torch.manual_seed(value)
+
+
+def tensors(net: nn.Module) -> dict[str, np.ndarray]:
+    """Every parameter and buffer under its state-dict name."""
+    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+
+
+def trainable(net: nn.Module) -> int:
+    """The number of trainable values, as the framework counts them."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def load(net: nn.Module, arrays: dict[str, np.ndarray]) -> None:
+    """Load arrays with strict name matching."""
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()},
+                        strict=True)
+
+
+def run(net: nn.Module, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs and gradients of sum(output * probe) in eval and train mode.
+
+    Keys: `eval`, `layer:<path>` (every leaf module's eval output), `grad:<name>` (eval),
+    `train`, `train_grad:<name>`. Train mode uses batch statistics; dropout stays off (its
+    randomness differs across frameworks).
+    """
+    out: dict[str, np.ndarray] = {}
+    hooks = [
+        module.register_forward_hook(_recorder(out, name))
+        for name, module in net.named_modules()
+        if name and not list(module.children())
+    ]
+    net.eval()
+    _forward_backward(net, x, probe, out, "eval", "grad")
+    for hook in hooks:
+        hook.remove()
+    net.train()
+    for module in net.modules():
+        if isinstance(module, nn.Dropout):
+            module.eval()
+    _forward_backward(net, x, probe, out, "train", "train_grad")
+    return out
+
+
+def _forward_backward(net, x, probe, out, name: str, grad: str) -> None:
+    net.zero_grad(set_to_none=True)
+    inputs = torch.from_numpy(x).requires_grad_(True)
+    result = net(inputs)
+    (result * torch.from_numpy(probe)).sum().backward()
+    out[name] = result.detach().numpy()
+    out[f"{grad}:input"] = inputs.grad.numpy()
+    for key, param in net.named_parameters():
+        out[f"{grad}:{key}"] = param.grad.numpy()
+
+
+def _recorder(out: dict, name: str):
+    def hook(module, args, result):
+        out[f"layer:{name}"] = result.detach().numpy().copy()
+
+    return hook
+
+
+def read_checkpoint(path: str) -> dict[str, np.ndarray]:
+    """A state dict saved with torch.save."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError("expected a state dict (a mapping of names to tensors)")
+    return {k: v.cpu().numpy() for k, v in state.items()}
+
+
+def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Save a state dict with torch.save."""
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, path)
