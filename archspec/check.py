@@ -94,14 +94,28 @@ class SpecReport:
         return {**asdict(self), "ok": self.ok, "tolerance": TOLERANCE}
 
 
-def check_spec(path: Path, backends: list[Backend], workers: Workers, overrides: dict,
-               input_shape: tuple | None, batch: int) -> SpecReport:
+def check_spec(
+    path: Path,
+    backends: list[Backend],
+    workers: Workers,
+    overrides: dict,
+    input_shape: tuple | None,
+    batch: int,
+) -> SpecReport:
     """Run one spec on every backend with shared weights; compare with the first."""
     graph = compile_spec(path, overrides, input_shape)
     summary = summarize(graph)
-    report = SpecReport(str(path), graph.name, dict(overrides), list(graph.input_shape), {
-        "trainable": summary.trainable, "bn_stats": summary.bn_stats,
-        "output": [batch, *summary.output_shape]})
+    report = SpecReport(
+        str(path),
+        graph.name,
+        dict(overrides),
+        list(graph.input_shape),
+        {
+            "trainable": summary.trainable,
+            "bn_stats": summary.bn_stats,
+            "output": [batch, *summary.output_shape],
+        },
+    )
     rng = np.random.default_rng(SEED)
     data = workers.path(f"{path.stem}-data.npz")
     x = rng.standard_normal((batch, *graph.input_shape)).astype(np.float32)
@@ -125,8 +139,9 @@ def check_spec(path: Path, backends: list[Backend], workers: Workers, overrides:
     return report
 
 
-def build(graph: Graph, path: Path, backend: Backend, workers: Workers, overrides: dict
-          ) -> tuple[dict[str, np.ndarray], int]:
+def build(
+    graph: Graph, path: Path, backend: Backend, workers: Workers, overrides: dict
+) -> tuple[dict[str, np.ndarray], int]:
     """Emit the module to a temporary file, build it in the worker: its tensors and size."""
     module = workers.path(f"{backend.name}_{path.stem}.py")
     Path(module).write_text(render(graph, path, backend, overrides))
@@ -150,8 +165,9 @@ def randomize_statistics(weights: dict, graph: Graph, backend: Backend, rng) -> 
     return weights
 
 
-def run(graph: Graph, backend: Backend, workers: Workers, weights: dict, data: str
-        ) -> dict[str, np.ndarray]:
+def run(
+    graph: Graph, backend: Backend, workers: Workers, weights: dict, data: str
+) -> dict[str, np.ndarray]:
     """Load the shared weights, run forward and backward; results in canonical names."""
     worker = workers[backend]
     arrays = workers.path(f"{backend.name}-weights.npz")

@@ -447,8 +447,12 @@ class _ClassBuilder:
         if len(shapes) == 1:
             # the spatial size is fixed by the spec's input: the module is built for it
             (spatial,) = shapes
-            return " * ".join([channels if channels.isidentifier() or channels.isdigit()
-                               else f"({channels})", *map(str, spatial)])
+            return " * ".join(
+                [
+                    channels if channels.isidentifier() or channels.isdigit() else f"({channels})",
+                    *map(str, spatial),
+                ]
+            )
         self.fail(ns.pos, "flatten of maps of several sizes is not supported (pool first)")
         return channels
 

@@ -35,8 +35,15 @@ def tensor_maps(graph: Graph, backend: Backend) -> list[TensorMap]:
         transposed = set(table.transposed) if table else set()
         for tensors, trainable in ((node.params, True), (node.buffers, False)):
             for tensor, shape in tensors.items():
-                maps.append(TensorMap(f"{node.path}.{tensor}", f"{node.path}.{names.get(tensor, tensor)}",
-                                      tensor in transposed, shape, trainable))
+                maps.append(
+                    TensorMap(
+                        f"{node.path}.{tensor}",
+                        f"{node.path}.{names.get(tensor, tensor)}",
+                        tensor in transposed,
+                        shape,
+                        trainable,
+                    )
+                )
     return maps
 
 
@@ -85,7 +92,9 @@ def from_native(arrays: dict, graph: Graph, backend: Backend, source: str) -> di
     problems = []
     for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
         if items:
-            shown = ", ".join(items[:20]) + (f", ... ({len(items)} in all)" if len(items) > 20 else "")
+            shown = ", ".join(items[:20]) + (
+                f", ... ({len(items)} in all)" if len(items) > 20 else ""
+            )
             problems.append(f"{title}: {shown}")
     if problems:
         raise SpecError.at(Pos(source), "checkpoint does not fit the spec: " + "; ".join(problems))
