@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 BACKENDS_DIR = Path(__file__).resolve().parent.parent / "backends"
+BACKENDS_ENV = "ARCHSPEC_BACKENDS"  # another backends folder (a fourth framework, a test)
 NO_DEFAULT = "<none>"
 
 
@@ -73,6 +74,7 @@ class BackendSpec(Strict):
 
     name: str
     title: str
+    rank: int = 100  # order in `all`: the first is the reference of `archspec check`
     imports: list[str]
     base_class: str
     forward: str
@@ -113,6 +115,8 @@ class Backend:
 @cache
 def available() -> dict[str, Backend]:
     """Every folder under backends/ with a backend.yaml, by name, sorted."""
-    return {
-        p.name: Backend(p) for p in sorted(BACKENDS_DIR.iterdir()) if (p / "backend.yaml").is_file()
-    }
+    import os
+
+    folder = Path(os.environ.get(BACKENDS_ENV) or BACKENDS_DIR)
+    found = [Backend(p) for p in sorted(folder.iterdir()) if (p / "backend.yaml").is_file()]
+    return {b.name: b for b in sorted(found, key=lambda b: (b.spec.rank, b.name))}

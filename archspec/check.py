@@ -21,7 +21,8 @@ from archspec.backend import Backend
 from archspec.build import render
 from archspec.compiler import compile_spec
 from archspec.ir import Graph
-from archspec.runner import Workers
+from archspec.errors import SpecError
+from archspec.runner import WorkerError, Workers
 from archspec.tensors import from_native, tensor_maps, to_native
 
 TOLERANCE = 1e-4  # largest relative difference accepted, float32
@@ -35,11 +36,12 @@ class Diff:
     abs: float
     rel: float
     where: str = ""
+    tol: float = TOLERANCE  # widened where float32 itself cannot reach TOLERANCE
 
     @property
     def ok(self) -> bool:
         """Within tolerance."""
-        return self.rel <= TOLERANCE
+        return self.rel <= self.tol
 
 
 @dataclass
@@ -55,17 +57,23 @@ class BackendReport:
     grad_input: Diff | None = None
     grad_weights: Diff | None = None
     # train-mode gradients are reported, not gated: through batch statistics they are
-    # ill-conditioned in float32 itself (PyTorch float32 vs float64 differ by ~1e-2 on
-    # ResNet-18), so no two frameworks can agree to 1e-4 there
+    # ill-conditioned in float32 itself (the reference's own float32 and float64 differ
+    # by up to 1e-2 on deep networks), so no two frameworks can agree to 1e-4 there
     train_grad_input: Diff | None = None
     train_grad_weights: Diff | None = None
     first_divergence: str | None = None
+    error: str | None = None  # the framework failed to build or run the module
+    # units whose eval activation falls on the other side of a ReLU-type kink than in the
+    # reference (a pre-activation within float32 rounding of the kink): the gradient is
+    # then a different, equally valid one-sided derivative, and is reported, not gated
+    kink_flips: int = 0
 
     @property
     def ok(self) -> bool:
         """Every comparison within tolerance (the reference is always ok)."""
         diffs = [self.eval, self.train, self.grad_input, self.grad_weights]
-        return all(d is None or d.ok for d in diffs) and self.first_divergence is None
+        ok = all(d is None or d.ok for d in diffs)
+        return ok and self.first_divergence is None and self.error is None
 
 
 @dataclass
@@ -124,17 +132,25 @@ def check_spec(
     weights = None
     reference: dict[str, np.ndarray] | None = None
     for backend in backends:
-        native, trainable = build(graph, path, backend, workers, overrides)
-        canonical = from_native(native, graph, backend, f"{backend.name} module")
-        if weights is None:
-            weights = randomize_statistics(canonical, graph, backend, rng)
-        result = run(graph, backend, workers, weights, data)
+        try:
+            native, trainable = build(graph, path, backend, workers, overrides)
+            canonical = from_native(native, graph, backend, f"{backend.name} module")
+            if weights is None:
+                weights = randomize_statistics(canonical, graph, backend, rng)
+            result = run(graph, backend, workers, weights, data)
+        except (WorkerError, SpecError) as exc:
+            reason = str(exc).strip().splitlines()[-1]
+            report.backends.append(BackendReport(backend.name, [], 0, 0, error=reason))
+            workers.restart(backend)
+            continue
         stats = sum(math.prod(m.shape) for m in tensor_maps(graph, backend) if not m.trainable)
         entry = BackendReport(backend.name, list(result["eval"].shape), trainable, stats)
         if reference is None:
             reference = result
+            noise = float32_noise(graph, backend, workers, weights, data, result)
         else:
             compare(entry, reference, result, graph)
+            widen(entry, noise)
         report.backends.append(entry)
     return report
 
@@ -153,6 +169,39 @@ def build(
         return {k: data[k] for k in data.files}, trainable["trainable"]
 
 
+NOISE_FACTOR = 10
+GATED = ("eval", "train", "grad_input", "grad_weights")
+
+
+def float32_noise(
+    graph: Graph, backend: Backend, workers: Workers, weights: dict, data: str, result: dict
+) -> dict[str, float]:
+    """How far the reference's own float32 results are from its float64 ones.
+
+    Deep ReLU networks have kinks: a pre-activation within float32 rounding of zero
+    flips between frameworks, and gradients move by more than 1e-4 although every layer
+    agrees. Where the reference framework runs in float64, the gate for each quantity is
+    max(TOLERANCE, NOISE_FACTOR x that float32 error); otherwise it is TOLERANCE.
+    """
+    try:
+        exact = run(graph, backend, workers, weights, data, precision="float64")
+    except WorkerError:
+        return {}
+    probe = BackendReport(backend.name, [], 0, 0)
+    compare(probe, exact, result, graph, locate=False)
+    return {key: getattr(probe, key).rel for key in GATED}
+
+
+def widen(entry: BackendReport, noise: dict[str, float]) -> None:
+    """Apply the float32 noise floor to each gated comparison (see float32_noise)."""
+    for key in GATED:
+        d = getattr(entry, key)
+        if d is not None and key in noise:
+            d.tol = max(d.tol, NOISE_FACTOR * noise[key])
+    if entry.ok:
+        entry.first_divergence = None
+
+
 def randomize_statistics(weights: dict, graph: Graph, backend: Backend, rng) -> dict:
     """Non-trivial BN statistics: means around 0, variances in [0.5, 2]."""
     for m in tensor_maps(graph, backend):
@@ -166,15 +215,21 @@ def randomize_statistics(weights: dict, graph: Graph, backend: Backend, rng) -> 
 
 
 def run(
-    graph: Graph, backend: Backend, workers: Workers, weights: dict, data: str
+    graph: Graph,
+    backend: Backend,
+    workers: Workers,
+    weights: dict | None,
+    data: str,
+    precision: str = "float32",
 ) -> dict[str, np.ndarray]:
-    """Load the shared weights, run forward and backward; results in canonical names."""
+    """Load the shared weights (unless None: keep them), run forward and backward."""
     worker = workers[backend]
-    arrays = workers.path(f"{backend.name}-weights.npz")
-    np.savez(arrays, **to_native(weights, graph, backend))
-    worker.call("load", path=arrays)
+    if weights is not None:
+        arrays = workers.path(f"{backend.name}-weights.npz")
+        np.savez(arrays, **to_native(weights, graph, backend))
+        worker.call("load", path=arrays)
     out = workers.path(f"{backend.name}-out.npz")
-    worker.call("run", inputs=data, out=out)
+    worker.call("run", inputs=data, out=out, precision=precision)
     with np.load(out) as result:
         raw = {k: result[k] for k in result.files}
     names, transposed = {}, set()
@@ -195,7 +250,7 @@ def diff(reference: np.ndarray, other: np.ndarray, floor: float = 0.0) -> Diff:
     return Diff(absolute, absolute / scale if scale else absolute)
 
 
-def compare(entry: BackendReport, ref: dict, got: dict, graph: Graph) -> None:
+def compare(entry: BackendReport, ref: dict, got: dict, graph: Graph, locate: bool = True) -> None:
     """Fill in one backend's differences from the reference; name the first bad layer."""
     entry.eval = diff(ref["eval"], got["eval"])
     entry.train = diff(ref["train"], got["train"])
@@ -203,7 +258,10 @@ def compare(entry: BackendReport, ref: dict, got: dict, graph: Graph) -> None:
     entry.grad_weights = worst_gradient(ref, got, "grad:")
     entry.train_grad_input = diff(ref["train_grad:input"], got["train_grad:input"])
     entry.train_grad_weights = worst_gradient(ref, got, "train_grad:")
-    if not entry.ok:
+    entry.kink_flips = kink_flips(ref, got, graph)
+    if entry.kink_flips:
+        entry.grad_input.tol = entry.grad_weights.tol = math.inf
+    if locate and not entry.ok:
         entry.first_divergence = first_divergence(ref, got, graph)
 
 
@@ -218,6 +276,23 @@ def worst_gradient(ref: dict, got: dict, prefix: str) -> Diff:
         if not d.rel <= worst.rel:  # NaN-safe: a missing gradient is the worst
             worst = Diff(d.abs, d.rel, key.removeprefix(prefix))
     return worst
+
+
+KINKED = {"relu": (0.0,), "relu6": (0.0, 6.0), "hardsigmoid": (0.0, 1.0), "hardswish": (0.0,)}
+
+
+def kink_flips(ref: dict, got: dict, graph: Graph) -> int:
+    """Activations at a kink (0, or a saturation value) in one backend but not the other."""
+    flips = 0
+    for node in graph.nodes:
+        key = f"layer:{node.path}"
+        if node.op not in KINKED or key not in ref or key not in got:
+            continue
+        if ref[key].shape != got[key].shape:
+            continue
+        for value in KINKED[node.op]:
+            flips += int(np.count_nonzero((ref[key] == value) != (got[key] == value)))
+    return flips
 
 
 def first_divergence(ref: dict, got: dict, graph: Graph) -> str | None:

@@ -129,6 +129,134 @@ def summary(spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool)
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
 
+def pick_backends(names: str | None) -> list:
+    """Backends named on the command line (comma-separated), or all of them."""
+    from archspec.backend import available
+
+    backends = available()
+    if not names or names == "all":
+        return list(backends.values())
+    chosen = []
+    for name in (n.strip() for n in names.split(",")):
+        if name not in backends:
+            raise SpecError.at(
+                Pos("--backends"), f"unknown backend `{name}`", did_you_mean(name, backends)
+            )
+        chosen.append(backends[name])
+    return chosen
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--backends",
+    "backend_names",
+    default="all",
+    show_default=True,
+    help="Comma-separated backends; the first one is the reference.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a network parameter (repeatable).",
+)
+@click.option("--input", "input_", metavar="CxHxW", help="Input size (default: the spec's).")
+@click.option(
+    "--batch", default=2, show_default=True, type=click.IntRange(1, 1024), help="Batch size."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@handle_errors
+def check(
+    specs: tuple[str, ...],
+    backend_names: str,
+    sets: tuple[str, ...],
+    input_: str | None,
+    batch: int,
+    as_json: bool,
+) -> None:
+    """Prove the backends' modules compute the same function: shapes, counts, numbers.
+
+    Exit status 0 when every backend agrees within the tolerance, 1 when any disagrees.
+    """
+    from archspec.check import TOLERANCE, check_spec
+    from archspec.report import render_check
+    from archspec.runner import Workers
+
+    backends = pick_backends(backend_names)
+    overrides, shape = parse_set(sets), parse_input(input_)
+    for path in specs:  # bad input is found before any framework starts
+        compile_spec(path, overrides, shape)
+    reports = []
+    with Workers() as workers, progress(len(specs) > 1 and not as_json) as bar:
+        task = bar.add_task("checking", total=len(specs))
+        for path in specs:
+            bar.update(task, description=f"checking {path}")
+            reports.append(check_spec(Path(path), backends, workers, overrides, shape, batch))
+            bar.advance(task)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "tolerance": TOLERANCE,
+                    "ok": all(r.ok for r in reports),
+                    "specs": [r.to_json() for r in reports],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for report in reports:
+            render_check(report)
+    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+
+def progress(enabled: bool):
+    """A rich progress bar on stderr for multi-spec runs (a no-op otherwise)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--from", "source", required=True, help="Framework of the input checkpoint.")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.option("--to", "target", required=True, help="Framework of the output checkpoint.")
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Network parameters the checkpoint was trained with.",
+)
+@handle_errors
+def convert(spec: str, source: str, src: str, target: str, dst: str, sets: tuple[str, ...]) -> None:
+    """Convert checkpoint SRC of framework --from into DST for framework --to.
+
+    archspec convert SPEC --from torch IN.pt --to paddle OUT.pdparams
+    """
+    from archspec.convert import convert as run_convert
+
+    (src_backend,) = pick_backends(source)
+    (dst_backend,) = pick_backends(target)
+    graph = compile_spec(spec, parse_set(sets))
+    count = run_convert(graph, src_backend, Path(src), dst_backend, Path(dst))
+    click.echo(
+        f"wrote {dst}: {count} tensors, {src_backend.spec.title} -> {dst_backend.spec.title}"
+    )
+
+
 @main.command()
 @click.argument("specs", nargs=-1, type=click.Path(dir_okay=False))
 @click.option(

@@ -44,3 +44,61 @@ def render_summary(summary: Summary, console: Console | None = None) -> None:
 
 def _count(n: int) -> str:
     return f"{n:,}" if n else "-"
+
+
+def render_check(report, console: Console | None = None) -> None:
+    """One table per spec: each backend's figures and its differences from the first."""
+    from archspec.check import TOLERANCE
+
+    console = console or Console(width=max(Console().width, 180))
+    exp = report.expected
+    shape = " x ".join(map(str, report.input_shape))
+    table = Table(
+        title=f"{report.spec}: {report.network} {'agree' if report.ok else 'DISAGREE'}"
+        f" (input N x {shape})",
+        caption="differences: max abs / relative to the reference's largest magnitude; "
+        f"tolerance {TOLERANCE:g} relative (float32); train-mode gradients are reported, "
+        f"not gated; expected {exp['trainable']:,} trainable, {exp['bn_stats']:,} BN stats, "
+        f"output {exp['output']}",
+        header_style="bold",
+    )
+    for column in (
+        "backend",
+        "output",
+        "trainable",
+        "BN stats",
+        "eval",
+        "train",
+        "grad input",
+        "grad weights",
+        "train grads",
+        "status",
+    ):
+        table.add_column(column, no_wrap=True)
+    for b in report.backends:
+        status = (
+            "reference"
+            if b.eval is None
+            else "ok"
+            if b.ok
+            else (f"DIFFERS from {b.first_divergence}")
+        )
+        if b.kink_flips:
+            status += f" ({b.kink_flips} units at a kink: gradients not gated)"
+        table.add_row(
+            b.backend,
+            "x".join(map(str, b.output_shape)),
+            f"{b.trainable:,}",
+            f"{b.bn_stats:,}",
+            _diff(b.eval),
+            _diff(b.train),
+            _diff(b.grad_input),
+            _diff(b.grad_weights),
+            _diff(b.train_grad_weights),
+            b.error or status,
+        )
+    console.print(table)
+
+
+def _diff(d) -> str:
+    return "-" if d is None else f"{d.abs:.1e}/{d.rel:.1e}"

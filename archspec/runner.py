@@ -66,6 +66,13 @@ class Workers:
             self.workers[backend.name] = Worker(backend)
         return self.workers[backend.name]
 
+    def restart(self, backend: Backend) -> None:
+        """Drop a worker whose state is unknown after a failure; the next use starts anew."""
+        worker = self.workers.pop(backend.name, None)
+        if worker is not None:
+            worker.proc.kill()
+            worker.close()
+
     def path(self, name: str) -> str:
         """A fresh file name in this run's temporary folder."""
         return str(Path(self.tmp.name) / name)

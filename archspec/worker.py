@@ -51,10 +51,14 @@ class Server:
         self.runtime.load(self.net, _read(path))
         return {}
 
-    def run(self, inputs: str, out: str) -> dict:
+    def run(self, inputs: str, out: str, precision: str = "float32") -> dict:
         """Forward (eval, train) and backward on the arrays `x` and `probe`."""
         data = _read(inputs)
-        _save(out, self.runtime.run(self.net, data["x"], data["probe"]))
+        if precision == "float32":
+            result = self.runtime.run(self.net, data["x"], data["probe"])
+        else:  # optional: a runtime without run_float64 cannot measure float32 noise
+            result = self.runtime.run_float64(self.net, data["x"], data["probe"])
+        _save(out, result)
         return {}
 
     def read_checkpoint(self, path: str, out: str) -> dict:

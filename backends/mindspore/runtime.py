@@ -87,5 +87,6 @@ def read_checkpoint(path: str) -> dict[str, np.ndarray]:
 
 def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Save a checkpoint with mindspore.save_checkpoint."""
-    ms.save_checkpoint([{"name": k, "data": ms.Tensor(np.array(v))} for k, v in arrays.items()],
-                       path)
+    ms.save_checkpoint(
+        [{"name": k, "data": ms.Tensor(np.array(v))} for k, v in arrays.items()], path
+    )

@@ -28,8 +28,7 @@ def trainable(net: nn.Module) -> int:
 
 def load(net: nn.Module, arrays: dict[str, np.ndarray]) -> None:
     """Load arrays with strict name matching."""
-    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()},
-                        strict=True)
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, strict=True)
 
 
 def run(net: nn.Module, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,6 +54,14 @@ def run(net: nn.Module, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarra
             module.eval()
     _forward_backward(net, x, probe, out, "train", "train_grad")
     return out
+
+
+def run_float64(net: nn.Module, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray]:
+    """`run` on a float64 copy: what float32 rounding costs, measured."""
+    import copy
+
+    result = run(copy.deepcopy(net).double(), x.astype(np.float64), probe.astype(np.float64))
+    return {k: v.astype(np.float64) for k, v in result.items()}
 
 
 def _forward_backward(net, x, probe, out, name: str, grad: str) -> None:
