@@ -3,6 +3,7 @@ checkpoints move between them exactly."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -47,8 +48,10 @@ def check_json(*args: str, env: dict | None = None) -> dict:
     ids=["defaults", "k0.75", "k0.5", "k0.35", "r0", "r2"],
 )
 def test_check_passes_for_bundled_specs(sets):
+    # 48x48 keeps MindSpore fast and still leaves the last BN 2x2 values per sample: at 1x1,
+    # train-mode BN over a batch of 2 normalises two numbers and is ill-conditioned
     specs = SPECS if not sets else ASYMM
-    data = check_json(*specs, *sets, "--input", "3x32x32")
+    data = check_json(*specs, *sets, "--input", "3x48x48")
     assert data["tolerance"] == 1e-4
     for spec in data["specs"]:
         assert spec["ok"], json.dumps(spec, indent=1)[:3000]
@@ -60,8 +63,11 @@ def test_check_passes_for_bundled_specs(sets):
                 spec["expected"]["output"],
             )
         for b in spec["backends"][1:]:
-            for key in ("eval", "train", "grad_input", "grad_weights"):
-                assert b[key]["rel"] <= 1e-4, (spec["spec"], b["backend"], key, b[key])
+            assert b["eval"]["rel"] <= 1e-4 and b["eval"]["tol"] == 1e-4
+            for key in ("train", "grad_input", "grad_weights"):
+                assert b[key]["rel"] <= b[key]["tol"], (spec["spec"], b["backend"], key, b[key])
+            if not b["kink_flips"]:
+                assert b["grad_weights"]["tol"] < 1e-2
 
 
 def broken_backends(tmp_path: Path) -> Path:
@@ -87,7 +93,7 @@ def test_a_broken_emitter_fails_the_check_and_names_the_layer(tmp_path):
     )
     env = {"ARCHSPEC_BACKENDS": str(broken_backends(tmp_path)), **_env()}
     data = check_json(str(spec), env=env)
-    torch_, paddle, mindspore = data["specs"][0]["backends"]
+    _, paddle, mindspore = data["specs"][0]["backends"]
     assert not data["ok"]
     assert paddle["first_divergence"] == "stem (conv2d)"
     assert paddle["eval"]["rel"] > 1e-4
@@ -166,7 +172,7 @@ def test_round_trip_is_bit_identical(tmp_path, stem, cls):
         ("mindspore", tmp_path / "b.ckpt"),
         ("torch", tmp_path / "end.pt"),
     ]
-    for (src_fw, src), (dst_fw, dst) in zip(chain, chain[1:]):
+    for (src_fw, src), (dst_fw, dst) in itertools.pairwise(chain):
         proc = archspec("convert", spec, "--from", src_fw, str(src), "--to", dst_fw, str(dst))
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"wrote {dst}: ")
