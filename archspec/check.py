@@ -252,7 +252,7 @@ def diff(reference: np.ndarray, other: np.ndarray, floor: float = 0.0) -> Diff:
     return Diff(absolute, absolute / scale if scale else absolute)
 
 
-def compare(entry: BackendReport, ref: dict, got: dict, graph: Graph, locate: bool = True) -> None:
+def compare(entry: BackendReport, ref: dict, got: dict) -> None:
     """Fill in one backend's differences from the reference."""
     entry.eval = diff(ref["eval"], got["eval"])
     entry.train = diff(ref["train"], got["train"])

@@ -62,13 +62,48 @@ def pool(draw, h: int) -> tuple[dict, int]:
     return (node, size) if size >= 1 and h + 2 * p >= k else ({"op": "identity"}, h)
 
 
+def _layer(draw, kind: str, c: int, h: int, add) -> tuple[int, int]:
+    """Append one random layer (or small subgraph); returns the new channels and size."""
+    if kind == "conv":
+        node, c, h = draw(conv(c, h))
+        add(node)
+    elif kind == "bn":
+        add({"op": "batchnorm2d", "momentum": draw(st.sampled_from([0.1, 0.01]))})
+    elif kind == "act":
+        add({"op": draw(st.sampled_from(ACTIVATIONS))})
+    elif kind == "pool":
+        node, h = draw(pool(h))
+        add(node)
+    elif kind == "dropout":
+        add({"op": "dropout", "p": draw(st.sampled_from([0.1, 0.5]))})
+    elif kind == "residual":
+        base = add({"op": "identity"})
+        branch = add({"op": "conv2d", "out": c, "kernel": 3, "padding": 1})
+        add({"op": "add", "inputs": [branch, base]})
+    elif kind == "concat":
+        base = add({"op": "identity"})
+        extra = draw(st.integers(1, 4))
+        branch = add({"op": "conv2d", "out": extra, "kernel": 1, "inputs": base})
+        add({"op": "concat", "inputs": [base, branch, base]})
+        c = 2 * c + extra
+    else:  # squeeze-excite
+        base = add({"op": "identity"})
+        add({"op": "global_avg_pool"})
+        add({"op": "conv2d", "out": c, "kernel": 1})
+        gate = add({"op": draw(st.sampled_from(["sigmoid", "hardsigmoid"]))})
+        add({"op": "multiply", "inputs": [base, gate]})
+    return c, h
+
+
+KINDS = ["conv", "bn", "act", "pool", "residual", "concat", "se", "dropout"]
+
+
 @st.composite
 def specs(draw) -> str:
     """YAML text of a random valid network."""
     c, h = draw(st.integers(1, 6)), draw(st.integers(6, 16))
-    spec = {"name": "Fuzz", "input": {"channels": c, "height": h, "width": h}}
+    spec: dict = {"name": "Fuzz", "input": {"channels": c, "height": h, "width": h}}
     nodes: list[dict] = []
-    shape = (c, h)
 
     def add(node: dict) -> str:
         node = {"name": f"n{len(nodes)}", **node}
@@ -76,39 +111,7 @@ def specs(draw) -> str:
         return node["name"]
 
     for _ in range(draw(st.integers(1, 6))):
-        c, h = shape
-        kind = draw(
-            st.sampled_from(["conv", "bn", "act", "pool", "residual", "concat", "se", "dropout"])
-        )
-        if kind == "conv":
-            node, c, h = draw(conv(c, h))
-            add(node)
-        elif kind == "bn":
-            add({"op": "batchnorm2d", "momentum": draw(st.sampled_from([0.1, 0.01]))})
-        elif kind == "act":
-            add({"op": draw(st.sampled_from(ACTIVATIONS))})
-        elif kind == "pool":
-            node, h = draw(pool(h))
-            add(node)
-        elif kind == "dropout":
-            add({"op": "dropout", "p": draw(st.sampled_from([0.1, 0.5]))})
-        elif kind == "residual":
-            base = add({"op": "identity"})
-            branch = add({"op": "conv2d", "out": c, "kernel": 3, "padding": 1})
-            add({"op": "add", "inputs": [branch, base]})
-        elif kind == "concat":
-            base = add({"op": "identity"})
-            extra = draw(st.integers(1, 4))
-            branch = add({"op": "conv2d", "out": extra, "kernel": 1, "inputs": base})
-            add({"op": "concat", "inputs": [base, branch, base]})
-            c = 2 * c + extra
-        else:  # squeeze-excite
-            base = add({"op": "identity"})
-            add({"op": "global_avg_pool"})
-            add({"op": "conv2d", "out": c, "kernel": 1})
-            gate = add({"op": draw(st.sampled_from(["sigmoid", "hardsigmoid"]))})
-            add({"op": "multiply", "inputs": [base, gate]})
-        shape = (c, h)
+        c, h = _layer(draw, draw(st.sampled_from(KINDS)), c, h, add)
     if draw(st.booleans()):
         add({"op": "global_avg_pool"})
     add({"op": "flatten"})
