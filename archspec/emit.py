@@ -842,7 +842,7 @@ def docstring(text: str, level: int) -> list[str]:
     import textwrap
 
     pad = "    " * level
-    text = " ".join(text.split()).replace('"""', "'''").replace("\\", "/")
+    text = " ".join(text.split()).replace('"', "'").replace("\\", "/")
     if len(pad) + len(text) + 6 <= 100:
         return [f'{pad}"""{text}"""']
     lines = textwrap.wrap(text, 100 - len(pad) - 3)

@@ -158,3 +158,51 @@ def test_unknown_backend_is_a_located_error():
         2,
         "--backend: error: unknown backend `troch` (did you mean `torch`?)\n",
     )
+
+
+INJECTION = r'''
+name: Sneaky
+doc: 'ends in a quote """; open("PWNED", "w") #\ "'
+input: {channels: 3, height: 8, width: 8}
+params:
+  label: {type: str, default: "x'); open('PWNED', 'w'); ('", doc: "\"\"\"; open('PWNED', 'w')"}
+checks:
+  - {expr: "label != 'y'", message: "\"); open('PWNED', 'w'); print(\""}
+blocks:
+  Unit:
+    doc: "\\\"\"\" \n import os"
+    params: {act: "'; open(\"PWNED\", \"w\"); '"}
+    nodes:
+      - {op: conv2d, out: 4, kernel: 1}
+tables:
+  rows:
+    columns: [tag]
+    rows: [["\"); open('PWNED', 'w'); (\""]]
+nodes:
+  - {name: stem, for_each: rows, block: Unit, args: {act: tag}}
+  - {op: global_avg_pool}
+  - {op: flatten}
+  - {name: head, op: linear, out: 2}
+'''
+
+
+def test_spec_strings_cannot_inject_code(tmp_path):
+    """Every string that reaches generated code is a literal: nothing in it runs."""
+    spec = tmp_path / "sneaky.yaml"
+    spec.write_text(INJECTION)
+    out = tmp_path / "out"
+    proc = archspec("build", str(spec), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for path in sorted(out.rglob("sneaky.py")):
+        ast.parse(path.read_text())  # valid Python
+    runner = (
+        "import importlib.util, sys, os\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('m', {str(out / 'torch' / 'sneaky.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "net = m.Sneaky()\n"
+        "assert net.stem[0].out_channels == 4\n"
+    )
+    run = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "PWNED").exists()
