@@ -525,7 +525,26 @@ def check_structure(spec: NetworkSpec) -> Collector:
                     errors.add(child.pos, "sequence items take no `name` or `inputs`: they chain")
     _check_tables(spec, errors)
     _check_recursion(spec, errors)
+    _check_names(spec, errors)
     return errors
+
+
+def _check_names(spec: NetworkSpec, errors: Collector) -> None:
+    """Names brought into scope must not shadow builtins or what generated code uses."""
+    from archspec.spec import SHADOWING
+
+    owners = [("", spec), *((f" of block `{n}`", b) for n, b in spec.blocks.items())]
+    found = [(f"block `{n}`", b.pos) for n, b in spec.blocks.items()]
+    found += [(f"function `{n}`", f.pos) for n, f in spec.functions.items()]
+    found += [(f"table `{n}`", t.pos) for n, t in spec.tables.items()]
+    found += [(f"column `{c}`", t.pos) for t in spec.tables.values() for c in t.columns]
+    for where, owner in owners:
+        found += [(f"parameter `{n}`{where}", p.pos) for n, p in owner.params.items()]
+        found += [(f"let `{n}`{where}", e.pos) for n, e in owner.let.items()]
+    for what, pos in found:
+        name = what.split("`")[1]
+        if name in SHADOWING:
+            errors.add(pos, f"{what} is a reserved name (a builtin, or a name generated code uses)")
 
 
 def _check_tables(spec: NetworkSpec, errors: Collector) -> None:

@@ -7,6 +7,7 @@ still reports it at the place it was written, through the positions kept by `loa
 
 from __future__ import annotations
 
+import builtins
 import keyword
 from typing import Annotated, Any, Literal
 
@@ -51,6 +52,33 @@ RESERVED = frozenset(
         "in_width",
         "i",
     }
+)
+# names a parameter, let, function, table column or block cannot take: they would shadow
+# a Python builtin, a module the generated code imports, or an attribute it sets
+SHADOWING = (
+    frozenset(
+        {n for n in dir(builtins) if not n.startswith("_")}
+        | {
+            "nn",
+            "ops",
+            "init",
+            "math",
+            "torch",
+            "paddle",
+            "mindspore",
+            "ms",
+            "np",
+            "ACTIVATIONS",
+            "out_channels",
+            "reset_parameters",
+            "ceil",
+            "floor",
+            "true",
+            "false",
+            "none",
+        }
+    )
+    | RESERVED
 )
 PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list": list}
 
@@ -254,6 +282,13 @@ class BlockSpec(Model):
     nodes: list[NodeSpec]
     output: str | None = None
 
+    @field_validator("params", "let")
+    @classmethod
+    def _scope_names(cls, value: dict) -> dict:
+        for name in value:
+            _check_identifier(name, "name")
+        return value
+
 
 class InputSpec(Model):
     """The input image: channels, height, width (one sample; the batch is N)."""
@@ -279,7 +314,7 @@ class NetworkSpec(BlockSpec):
     def _class_name(cls, value: str) -> str:
         return _check_identifier(value, "network name")
 
-    @field_validator("blocks", "functions", "tables", "params", "let")
+    @field_validator("blocks", "functions", "tables")
     @classmethod
     def _names(cls, value: dict) -> dict:
         for name in value:

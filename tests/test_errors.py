@@ -1141,3 +1141,18 @@ def test_rewritten_file_is_reloaded(write_spec):
     path.write_text(HEAD + "nodes:\n  - {op: conv2d, out: 5, kernel: 1}\n")
     os.utime(path, ns=(mtime, mtime))  # what a coarse-timestamp file system records
     assert compile_spec(path).nodes[0].shape == (5, 8, 8)
+
+
+def test_names_that_would_shadow_builtins_or_generated_code_are_refused(write_spec):
+    spec = HEAD + (
+        "params:\n  max: 3\n  training: true\nlet:\n  nn: 2\n"
+        "blocks:\n  print:\n    nodes: [{op: relu}]\nnodes:\n  - {op: relu}\n"
+    )
+    error = compile_failure(write_spec, spec)
+    reason = "is a reserved name (a builtin, or a name generated code uses)"
+    assert str(error).splitlines() == [
+        f"spec.yaml:4:8: error: parameter `max` {reason}",
+        f"spec.yaml:5:13: error: parameter `training` {reason}",
+        f"spec.yaml:7:7: error: let `nn` {reason}",
+        f"spec.yaml:10:5: error: block `print` {reason}",
+    ]

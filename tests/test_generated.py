@@ -198,7 +198,8 @@ def test_spec_strings_cannot_inject_code(tmp_path):
     runner = (
         "import importlib.util, sys, os\n"
         f"os.chdir({str(tmp_path)!r})\n"
-        f"spec = importlib.util.spec_from_file_location('m', {str(out / 'torch' / 'sneaky.py')!r})\n"
+        f"path = {str(out / 'torch' / 'sneaky.py')!r}\n"
+        "spec = importlib.util.spec_from_file_location('m', path)\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         "net = m.Sneaky()\n"
         "assert net.stem[0].out_channels == 4\n"
