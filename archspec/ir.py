@@ -19,6 +19,7 @@ from archspec.ops import CHECKERS, INIT_SCHEMES, OPS, Activation, AttrError, Op,
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec, ParamSpec, coerce
 
 OVERRIDE_POS = Pos("--set")
+MAX_NODES = 200_000
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,11 @@ class _Binder:
 
     # -- ops -----------------------------------------------------------------------------
     def bind_op(self, ns: NodeSpec, scope, path: str, ins: list[Value]) -> Value:
+        if len(self.nodes) >= MAX_NODES:  # before loops of loops exhaust memory
+            if len(self.nodes) == MAX_NODES:
+                self.errors.add(ns.pos, f"the network has more than {MAX_NODES:,} ops")
+                self.nodes.append(None)  # report once
+            return Value(path, None)
         op = OPS.get(ns.op)
         if op is None:
             self.errors.add(ns.pos, f"unknown op `{ns.op}`", did_you_mean(ns.op, OPS))
