@@ -219,6 +219,7 @@ class _ClassBuilder:
         self.running = next(v for v in ("out", "y", "h", "z", "out_") if v not in node_names)
         self.overrides: list[Override] = []
         self.channel_locals: set[str] = set()
+        self.env: dict[str, _Flow] = {}
 
     def fresh(self, base: str, taken: set[str] | None = None) -> str:
         taken = self.taken if taken is None else taken
@@ -304,7 +305,7 @@ class _ClassBuilder:
         from archspec.ir import _node_names
 
         env = {"x": x}
-        self._env = env
+        self.env = env  # the current node list's flows, for `inputs` expressions
         prev = x
         for ns, name in zip(nodes, _node_names(nodes), strict=True):
             ins = self.inputs(ns, env, prev)
@@ -491,7 +492,7 @@ class _ClassBuilder:
     def forward_inputs(self, ns: NodeSpec, ins: list[_Flow]) -> str:
         if ns.inputs is None or isinstance(ns.inputs.tree, ast.Name):
             return f"[{', '.join(f.var for f in ins)}]"
-        env = getattr(self, "_env", {})
+        env = self.env
 
         def rename(n: str) -> str | None:
             if n in env:
@@ -507,7 +508,7 @@ class _ClassBuilder:
         tree = ns.inputs.tree if ns.inputs is not None else None
         if tree is None or isinstance(tree, (ast.List, ast.Name)):
             return " + ".join(f.channels for f in ins)
-        env = getattr(self, "_env", {})
+        env = self.env
         listed = to_python(ns.inputs, lambda n: env[n].channels if n in env else None)
         return f"sum({listed})"
 
