@@ -234,3 +234,14 @@ def test_internal_errors_exit_1_and_show_the_traceback_only_with_debug(tmp_path)
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("Traceback (most recent call last):")
+
+
+def test_very_large_and_empty_files_are_refused(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: N\n" + "# padding\n" * 250_000)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    proc = archspec("validate", str(big), str(empty))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"{big}: error: file is larger than 2000000 bytes\n"
+                           f"{empty}:1:1: error: file is empty\n")
