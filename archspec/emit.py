@@ -11,30 +11,30 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any
 
-from archspec.backend import NO_DEFAULT, ArgSpec, Backend, OpSpec
-from archspec.errors import Pos, SpecError
-from archspec.expr import Evaluator, Expr, parse, uses_math
-from archspec.expr import to_python as _to_python
+from archspec.backend import Backend, OpSpec
+from archspec.emit_args import (
+    EmitError,
+    Override,
+    check_requires,
+    literal,
+    make_call,
+    names_in_order,
+    node_exprs,
+    parse_literal,
+    to_python,
+    walk,
+)
+from archspec.emit_init import InitWriter
+from archspec.errors import Pos
+from archspec.expr import Expr, uses_math
 from archspec.ir import Graph
-from archspec.ops import ACTIVATIONS, INIT_SCHEMES, OPS
-from archspec.pyfmt import Call, Writer, double_quotes, from_source, signature
+from archspec.ops import ACTIVATIONS, OPS
+from archspec.pyfmt import Call, Writer, signature
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec
 
 FUNCTIONAL = {"add", "concat", "multiply"}
 PY_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": "list"}
-
-
-@dataclass
-class Override:
-    """A node-level initialisation: `{m}.bn3.weight` of every instance of a class."""
-
-    cls: str
-    target: str  # with `{m}` for the instance: `{m}.bn3`
-    op: str
-    node: NodeSpec
-    guard: str | None  # `{m}.downsample is not None` for conditional modules
 
 
 @dataclass
@@ -63,10 +63,6 @@ class ModuleView:
     classes: list[ClassView]
 
 
-class EmitError(SpecError):
-    """A valid spec that an emitter cannot express (reported like any user error)."""
-
-
 def module_view(graph: Graph, backend: Backend, header: list[str]) -> ModuleView:
     """Build the view of the generated module for one backend."""
     return _ModuleBuilder(graph, backend).build(header)
@@ -91,7 +87,7 @@ class _ModuleBuilder:
         builders.append(_ClassBuilder(self, self.spec.name, self.spec, True))
         classes = [b.build() for b in builders]
         overrides = [o for b in builders for o in b.overrides]
-        classes[-1].reset = _Init(self).reset_lines(builders, overrides)
+        classes[-1].reset = InitWriter(self).reset_lines(builders, overrides)
         constants, functions = self.constants(), self.functions()
         lines = (
             constants
@@ -175,21 +171,6 @@ class _ModuleBuilder:
             if name not in self.functions_used:
                 self.functions_used.add(name)
                 pending |= self.spec.functions[name].expr.calls & set(self.spec.functions)
-
-
-def walk(nodes: list[NodeSpec]):
-    """Every node of a list, sequences included (block calls are not entered)."""
-    for ns in nodes:
-        yield ns
-        if ns.seq is not None:
-            yield from walk(ns.seq)
-
-
-def literal(value: Any) -> str:
-    """Python source for a literal value (lists become tuples), double-quoted strings."""
-    if isinstance(value, list):
-        value = tuple(value)
-    return double_quotes(repr(value))
 
 
 @dataclass
@@ -568,240 +549,6 @@ class _ClassBuilder:
         self.overrides.append(Override(self.name, target, ns.op, ns, guard))
 
 
-class _Init:
-    """The network's `reset_parameters`: per-type schemes, then node-level overrides."""
-
-    def __init__(self, parent: _ModuleBuilder):
-        self.m = parent
-        self.table = parent.table
-        self.init = parent.table.init
-
-    def reset_lines(self, builders: list[_ClassBuilder], overrides: list[Override]) -> list[str]:
-        w = Writer(2)
-        groups = self.type_groups(builders)
-        if groups:
-            w.line(self.table.modules_loop)
-            with w.indent():
-                for k, (cls, steps) in enumerate(groups):
-                    w.line(f"{'if' if k == 0 else 'elif'} isinstance(m, {cls}):")
-                    with w.indent():
-                        for step in steps:
-                            step(w)
-        for cls in dict.fromkeys(o.cls for o in overrides):
-            mine = [o for o in overrides if o.cls == cls]
-            if cls == self.m.spec.name:
-                for o in mine:
-                    self.override(w, o, "self")
-                continue
-            w.line(self.table.modules_loop)
-            with w.indent():
-                w.line(f"if isinstance(m, {cls}):")
-                with w.indent():
-                    for o in mine:
-                        self.override(w, o, "m")
-        if not w.lines:
-            w.line("pass  # every layer keeps its framework's default initialisation")
-        return w.lines
-
-    def type_groups(self, builders: list[_ClassBuilder]) -> list[tuple[str, list]]:
-        ops = {ns.op for b in builders for ns in walk(b.owner.nodes) if ns.op}
-        ops |= {
-            ns.attrs["fn"].constant
-            for b in builders
-            for ns in walk(b.owner.nodes)
-            if ns.op == "activation" and ns.attrs["fn"].is_constant
-        }
-        groups = []
-        for op in sorted(ops):
-            table = self.table.ops.get(op)
-            if not OPS[op].tensors or table is None or table.call is None:
-                continue
-            steps = []
-            for tensor in OPS[op].tensors:
-                init = self.m.spec.init.get(op, {}).get(tensor)
-                scheme, args = ("default", {}) if init is None else (init.scheme, init.args)
-                if scheme == "default" and self.init.native_default:
-                    continue
-                steps.append(self.step_fn("m", op, tensor, scheme, args, lambda n: None))
-            if steps:
-                groups.append((table.call, steps))
-        return groups
-
-    def override(self, w: Writer, o: Override, module: str) -> None:
-        target = o.target.format(m=module)
-        rename = (lambda n: f"{module}.{n}") if module == "m" else (lambda n: f"self.{n}")
-        scope_names = set(self.m.spec.params) | set(self.m.spec.let)
-        if o.cls != self.m.spec.name:
-            scope_names = set(self.m.spec.blocks[o.cls].params) | set(self.m.spec.blocks[o.cls].let)
-        steps = [
-            self.step_fn(
-                target,
-                o.op,
-                tensor,
-                init.scheme,
-                init.args,
-                lambda n: rename(n) if n in scope_names else None,
-            )
-            for tensor, init in o.node.init.items()
-            if not (init.scheme == "default" and self.init.native_default)
-        ]
-        if o.guard:
-            w.line(f"if {o.guard.format(m=module)}:")
-            with w.indent():
-                for step in steps:
-                    step(w)
-        else:
-            for step in steps:
-                step(w)
-
-    def step_fn(
-        self, module: str, op: str, tensor: str, scheme: str, args: dict[str, Expr], rename
-    ):
-        """A function writing one tensor's initialisation statement."""
-        table = self.table.ops[op]
-        keys = (f"{scheme}.{op}.{tensor}", f"{scheme}.{tensor}", scheme)
-        spec = next((self.init.schemes[k] for k in keys if k in self.init.schemes), None)
-        if spec is None:
-            raise EmitError.at(self.m.spec.pos, f"{self.table.title} emitter: no `{scheme}` init")
-        t = f"{module}.{table.tensors.get(tensor, tensor)}"
-        literals, sources = scheme_values(INIT_SCHEMES[scheme], args, rename)
-        sources["tensor"] = t
-        weight = f"{module}.{table.tensors.get('weight', 'weight')}"
-        for fan, source in self.init.fans.get(op, {}).items():
-            sources[fan] = source.format(weight=weight)
-        check_requires(spec, literals, self.table.title, self.m.spec.pos)
-        call = make_call(spec, literals, sources)
-        statement = self.init.form.format(call=call.flat(), tensor=t)
-        optional = tensor == "bias" and "bias" in OPS[op].attrs
-
-        def write(w: Writer) -> None:
-            if optional:
-                w.line(f"if {t} is not None:")
-                with w.indent():
-                    w.expr(from_source(statement))
-            else:
-                w.expr(from_source(statement))
-
-        return write
-
-
-def scheme_values(
-    defaults: dict[str, Any], args: dict[str, Expr], rename
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """An init scheme's arguments: known values, and Python source of the others."""
-    literals: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for key, default in defaults.items():
-        expr = args.get(key)
-        if expr is None:
-            literals[key] = default
-        elif isinstance(default, str):  # mode, nonlinearity: names, not expressions
-            literals[key] = expr.source.strip("'\"")
-        elif expr.is_constant:
-            literals[key] = expr.constant
-        else:
-            sources[key] = to_python(expr, rename)
-    return literals, sources
-
-
-def make_call(table: OpSpec, literals: dict[str, Any], sources: dict[str, str]) -> Call:
-    """A framework call from its table: arguments rendered, defaults left out."""
-    call = Call(table.call or "")
-    for arg in table.args:
-        value = render_arg(arg, literals, sources)
-        if value is None:
-            continue
-        if arg.positional and not call.kwargs:
-            call.args.append(value)
-        else:
-            call.kwargs.append((arg.name, value))
-    return call
-
-
-def check_requires(
-    table: OpSpec, literals: dict[str, Any], title: str, pos: Pos, op: str = ""
-) -> None:
-    """Refuse what a framework cannot express (its table's `requires`), at the node."""
-    for condition, why in table.requires.items():
-        tree = parse(condition)
-        known = tree.names <= literals.keys()
-        if not known or not Evaluator().eval(tree, literals):
-            raise EmitError.at(pos, f"{title} emitter: {op + ': ' if op else ''}{why}")
-
-
-def render_arg(arg: ArgSpec, literals: dict[str, Any], sources: dict[str, str]) -> str | None:
-    """Python source of one framework argument, or None when it is the framework default.
-
-    `arg.value` is an expression over `literals` (known values) and `sources` (Python
-    source of values known only at run time). Conditionals on known values are decided
-    here, and a fully known value is folded to a literal, so defaults can be left out.
-    """
-    if arg.raw:
-        return arg.value.format(**sources)
-    tree = _Fold(literals).visit(parse(arg.value).tree)
-    names = set(names_in_order(tree))
-    if arg.only != NO_DEFAULT:
-        value = (
-            Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals)
-            if names <= literals.keys()
-            else None
-        )
-        if not equal(value, arg.only):
-            raise ValueError(f"`{arg.name}` must be {arg.only!r} here, got {value!r}")
-        return None
-    if names <= literals.keys():
-        value = Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals)
-        if arg.square and isinstance(value, (list, tuple)):
-            if len(set(value)) != 1:
-                raise ValueError(f"`{arg.name}` must be the same on both axes, got {value!r}")
-            value = value[0]
-        if not arg.always and arg.default != NO_DEFAULT and equal(value, arg.default):
-            return None
-        return literal(value)
-
-    def rename(n: str) -> str | None:
-        if n in literals:
-            return literal(literals[n])
-        return sources.get(n)
-
-    return to_python(Expr(arg.value, tree, frozenset(names), frozenset()), rename)
-
-
-class _Fold(ast.NodeTransformer):
-    """Decide `a if test else b` when the test uses only known values."""
-
-    def __init__(self, literals: dict[str, Any]):
-        self.literals = literals
-
-    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
-        names = set(names_in_order(node.test))
-        if names <= self.literals.keys():
-            test = Evaluator().eval(Expr("", node.test, frozenset(), frozenset()), self.literals)
-            return self.visit(node.body if test else node.orelse)
-        return self.generic_visit(node)
-
-
-def to_python(expr: Expr, rename=lambda name: None) -> str:
-    """An expression as Python source, with ruff's double quotes."""
-    return double_quotes(_to_python(expr, rename))
-
-
-def names_in_order(tree: ast.AST) -> list[str]:
-    """Names of an expression, left to right."""
-    if isinstance(tree, ast.Name):
-        return [tree.id]
-    return [n for child in ast.iter_child_nodes(tree) for n in names_in_order(child)]
-
-
-def node_exprs(ns: NodeSpec) -> list[Expr]:
-    """Every expression written on a node (not inside its sequence items)."""
-    exprs = [e for e in (ns.block, ns.inputs, ns.when, ns.repeat) if e is not None]
-    exprs += list(ns.args.values()) + list(ns.attrs.values())
-    for init in ns.init.values():
-        exprs += list(init.args.values())
-    return exprs
-
-
 def drop_unused_locals(lines: list[str], names: set[str]) -> list[str]:
     """Remove `name = ...` lines of channel locals that nothing reads (no dead code)."""
     import re
@@ -817,25 +564,6 @@ def drop_unused_locals(lines: list[str], names: set[str]) -> list[str]:
             end = lines.index(indent + ")", start)
         lines = lines[:start] + lines[end + 1 :]
     return lines
-
-
-def parse_literal(value: Any) -> Expr:
-    """An Expr holding a Python literal (an op's default attribute)."""
-    if isinstance(value, tuple):
-        value = list(value)
-    return parse(value)
-
-
-def equal(a: Any, b: Any) -> bool:
-    """Framework-default comparison: 1 == [1, 1] for pair arguments."""
-
-    def norm(v):
-        if isinstance(v, (list, tuple)) and len(set(v)) == 1:
-            v = v[0]
-        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-
-    # 1 and 1.0 are the same default, True and 1 are not
-    return type(norm(a)) is type(norm(b)) and norm(a) == norm(b)
 
 
 def docstring(text: str, level: int) -> list[str]:
