@@ -71,7 +71,7 @@ def mutated(draw):
         elif action == "perturb" and isinstance(parent[key], int | float):
             parent[key] = parent[key] * draw(st.sampled_from([-1, 0, 2, 1000, 0.5]))
         else:
-            parent[key] = draw(st.sampled_from(JUNK))
+            parent[key] = copy.deepcopy(draw(st.sampled_from(JUNK)))
     return name, yaml.safe_dump(data, sort_keys=False)
 
 
