@@ -335,8 +335,12 @@ def build(
         for path in stale:
             click.echo(f"stale: {path}", err=True)
         sys.exit(1 if stale else 0)
-    for path in write_all(outputs, force):
-        click.echo(f"wrote {path}")
+    written = set(write_all(outputs, force))
+    for output in outputs:
+        if output.path in written:
+            click.echo(f"wrote {output.path}")
+        elif output.path.name != "__init__.py":
+            click.echo(f"up to date: {output.path}")
 
 
 if __name__ == "__main__":
