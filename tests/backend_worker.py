@@ -138,9 +138,7 @@ class MindSpore:
         }
         net.set_train(False)
         report["eval_shape"] = list(net(ms.Tensor(x)).shape)
-        net.set_train(True)
-        grad = ms.value_and_grad(lambda t: net(t).sum(), None, net.trainable_params())
-        grad(ms.Tensor(x))
+        net.set_train(True)  # backward is covered by `archspec check` (test_check.py)
         report["train_shape"] = list(net(ms.Tensor(x)).shape)
         net.set_train(False)
         return report
