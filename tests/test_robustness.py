@@ -75,7 +75,10 @@ def mutated(draw):
     return name, yaml.safe_dump(data, sort_keys=False)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomized: CI sees the same mutations every run
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 @given(mutated())
 def test_mutated_bundled_specs_never_crash(tmp_path_factory, case):
     name, text = case
@@ -243,5 +246,6 @@ def test_very_large_and_empty_files_are_refused(tmp_path):
     empty.write_text("")
     proc = archspec("validate", str(big), str(empty))
     assert proc.returncode == 2
-    assert proc.stderr == (f"{big}: error: file is larger than 2000000 bytes\n"
-                           f"{empty}:1:1: error: file is empty\n")
+    assert proc.stderr == (
+        f"{big}: error: file is larger than 2000000 bytes\n{empty}:1:1: error: file is empty\n"
+    )
