@@ -10,6 +10,8 @@ names and argument names, `backend.yaml`) and its templates (file layout, init i
 from __future__ import annotations
 
 import ast
+import copy
+import re
 from dataclasses import dataclass, field
 
 from archspec.backend import Backend, OpSpec
@@ -30,10 +32,10 @@ from archspec.errors import Pos
 from archspec.expr import Expr, uses_math
 from archspec.ir import Graph
 from archspec.ops import ACTIVATIONS, OPS
-from archspec.pyfmt import Call, Writer, signature
+from archspec.pyfmt import Call, Writer, double_quotes, signature
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec
 
-FUNCTIONAL = {"add", "concat", "multiply"}
+FUNCTIONAL = {name for name, op in OPS.items() if op.joins}
 PY_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": "list"}
 
 
@@ -78,6 +80,7 @@ class _ModuleBuilder:
         self.needs_activations = False
         self.tables_used: list[str] = []
         self.functions_used: set[str] = set()
+        self.formulas: dict[str, ast.expr | None] = {}  # block -> its output channels
 
     def build(self, header: list[str]) -> ModuleView:
         order = self.block_order()
@@ -196,8 +199,11 @@ class _ClassBuilder:
         self.scope = set(owner.params) | set(owner.let) | {"in_channels"}
         self.taken = self.scope | {n.name for n in walk(owner.nodes) if n.name}
         self.channels_var = self.fresh("channels")
-        node_names = {n.name for n in walk(owner.nodes) if n.name} | {"x"}
-        self.running = next(v for v in ("out", "y", "h", "z", "out_") if v not in node_names)
+        self.node_names = {n.name for n in walk(owner.nodes) if n.name}
+        self.running = next(
+            v for v in ("out", "y", "h", "z", "out_") if v not in self.node_names | {"x"}
+        )
+        self.locals: set[str] = set()  # lists the constructor builds
         self.overrides: list[Override] = []
         self.channel_locals: set[str] = set()
         self.env: dict[str, _Flow] = {}
@@ -231,6 +237,7 @@ class _ClassBuilder:
         init.lines += self.init.lines
         if not self.is_network:
             init.line(f"self.out_channels = {flow.channels}")
+            self.m.formulas[self.name] = self.formula(flow.channels)
         init.lines = drop_unused_locals(init.lines, self.channel_locals)
         self.fwd.line(f"return {flow.var}")
         view = ClassView(
@@ -309,35 +316,37 @@ class _ClassBuilder:
     def node(self, ns: NodeSpec, name: str, ins: list[_Flow], var: str) -> _Flow:
         for expr in node_exprs(ns):
             self.m.note_expr(expr)
-        if ns.repeat is not None or ns.for_each is not None:
-            flow = self.repeat(ns, name, ins[0], var)
-        elif ns.kind == "op" and ns.op in FUNCTIONAL:
-            flow = self.functional(ns, name, ins, var)
-        else:
-            flow = self.module(ns, name, ins[0], var)
-        return flow
+        if ns.kind == "op" and ns.op in FUNCTIONAL:
+            return self.functional(ns, name, ins, var)
+        if self.mutates(ns):
+            self.protect(ins[0])
+        return self.module(ns, name, ins[0], var)
 
     def condition(self, ns: NodeSpec) -> str | None:
         return to_python(ns.when) if ns.when is not None else None
 
-    # a module attribute: op, block call or sequence
+    # a module attribute: op, block call, sequence or repeated node
     def module(self, ns: NodeSpec, name: str, x: _Flow, var: str) -> _Flow:
         cond = self.condition(ns)
-        guard = None if cond is None else self.table.is_present.format(attr=name)
-        call, channels = self.body(ns, x.channels, f"self.{name}", guard)
+        attr = f"self.{name}"
         if cond is None:
-            self.init.assign(f"self.{name}", call)
-            self.fwd.assign(var, f"self.{name}({x.var})")
+            call, channels = self.construct(ns, x.channels, attr, None, name)
+            channels = channels.replace("{ref}", attr)
+            self.init.assign(attr, call)
+            self.fwd.assign(var, f"{attr}({x.var})")
             return _Flow(channels, var)
-        self.init.line(f"self.{name} = None")
+        guard = self.table.is_present.format(attr=name)
+        self.init.line(f"{attr} = None")
         self.init.line(f"if {cond}:")
         with self.init.indent():
-            self.init.assign(f"self.{name}", call)
+            call, channels = self.construct(ns, x.channels, attr, guard, name)
+            channels = channels.replace("{ref}", attr)
+            self.init.assign(attr, call)
         if var != x.var:
             self.fwd.line(f"{var} = {x.var}")
-        self.fwd.line(f"if {self.table.is_present.format(attr=name)}:")
+        self.fwd.line(f"if {guard}:")
         with self.fwd.indent():
-            self.fwd.assign(var, f"self.{name}({x.var})")
+            self.fwd.assign(var, f"{attr}({x.var})")
         return _Flow(self.either(name, cond, channels, x.channels), var)
 
     def either(self, name: str, cond: str, present: str, absent: str) -> str:
@@ -349,27 +358,50 @@ class _ClassBuilder:
         self.init.conditional(local, present, cond, absent)
         return local
 
-    def body(
-        self, ns: NodeSpec, channels: str, attr: str, guard: str | None = None
-    ) -> tuple[Call, str]:
-        """The constructor call of a node and the channels it hands on."""
+    def construct(
+        self, ns: NodeSpec, channels: str, target: str | None, guard: str | None, local: str
+    ) -> tuple[Call | str, str]:
+        """The expression that builds a node, and the channels it hands on.
+
+        Statements it needs first (a loop, a list of sequence items) are written to the
+        constructor. `target` is where the module will live (`self.s[2]`) for node-level
+        initialisation, None inside a loop; `local` names the lists it builds.
+        """
+        if ns.repeat is not None or ns.for_each is not None:
+            return self.loop(ns, channels, local)
+        return self.single(ns, channels, target, guard, local)
+
+    def single(
+        self, ns: NodeSpec, channels: str, target: str | None, guard: str | None, local: str
+    ) -> tuple[Call | str, str]:
+        """`construct` for one instance (the body of a loop, or a node that does not repeat).
+
+        A block call whose output channels are not static hands on `{ref}.out_channels`;
+        the caller replaces `{ref}` by wherever it keeps the module it just built.
+        """
         if ns.kind == "op":
             if ns.init:
-                self.override(ns, attr, guard)
+                self.override(ns, target, guard)
             return self.op_call(ns, channels)
         if ns.kind == "block":
-            cls = to_python(ns.block)
             kwargs = [(k, to_python(v)) for k, v in ns.args.items()]
-            return Call(cls, [channels], kwargs), f"{attr}.out_channels"
+            call = Call(to_python(ns.block), [channels], kwargs)
+            static = self.block_channels(ns, channels)
+            return call, static if static is not None else "{ref}.out_channels"
+        if self.needs_list(ns):
+            return self.sequence_list(ns, channels, target, guard, local)
+        return self.sequence_inline(ns, channels, target, guard)
+
+    def sequence_inline(
+        self, ns: NodeSpec, channels: str, target: str | None, guard: str | None
+    ) -> tuple[Call, str]:
+        """`nn.Sequential(a, b, c)`: every item is an expression of the one before."""
         items: list[Call | str] = []
         for k, child in enumerate(ns.seq):
-            if child.repeat is not None or child.for_each is not None or child.inputs is not None:
-                self.fail(child.pos, "sequence items cannot repeat or take inputs")
-            if child.kind == "op" and child.op in FUNCTIONAL:
-                self.fail(child.pos, f"{child.op} cannot be a sequence item")
             for expr in node_exprs(child):
                 self.m.note_expr(expr)
-            call, out = self.body(child, channels, f"{attr}[{k}]", guard)
+            item = None if target is None else f"{target}[{k}]"
+            call, out = self.construct(child, channels, item, guard, "")
             if child.when is not None:
                 cond = to_python(child.when)
                 identity, _ = self.op_call(NodeSpec(op="identity"), channels)
@@ -378,9 +410,119 @@ class _ClassBuilder:
             else:
                 items.append(call)
             channels = out
+        return self.sequential(items), channels
+
+    def sequence_list(
+        self, ns: NodeSpec, channels: str, target: str | None, guard: str | None, local: str
+    ) -> tuple[Call, str]:
+        """A list of items appended one by one (as torchvision builds `features`).
+
+        An item's channels may depend on the item just built (`items[-1].out_channels`);
+        they are kept in the running channels variable before the next item is built.
+        """
+        items = self.fresh_local(local)
+        cv = self.channels_var
+        self.init.line(f"{items} = []")
+        for k, child in enumerate(ns.seq):
+            for expr in node_exprs(child):
+                self.m.note_expr(expr)
+            item = None if target is None else f"{target}[{k}]"
+            cond = self.condition(child)
+            if cond is not None:
+                self.init.line(f"if {cond}:")
+                self.init.level += 1
+            call, out = self.construct(child, channels, item, guard, f"{items}_{k}")
+            self.init.expr(Call(f"{items}.append", [call]))
+            out = out.replace("{ref}", f"{items}[-1]")
+            if cond is None:
+                if re.search(rf"\b{re.escape(items)}\b", out):
+                    self.init.line(f"{cv} = {out}")
+                    out = cv
+                channels = out
+                continue
+            if out != channels and out != cv:
+                self.init.line(f"{cv} = {out}")
+            self.init.level -= 1
+            self.init.line("else:")
+            with self.init.indent():
+                identity, _ = self.op_call(NodeSpec(op="identity"), channels)
+                self.init.expr(Call(f"{items}.append", [identity]))
+                if out != channels and channels != cv:
+                    self.init.line(f"{cv} = {channels}")
+            channels = channels if out == channels else cv
+        return self.sequential([items], star=True), channels
+
+    def sequential(self, items: list, star: bool = False) -> Call:
+        """The framework's sequence container over items (or over one list, `star`)."""
         if self.table.sequential_takes_list:
-            return Call(self.table.sequential, [Call("", items, brackets="[]")]), channels
-        return Call(self.table.sequential, items), channels
+            return Call(self.table.sequential, items if star else [Call("", items, brackets="[]")])
+        return Call(self.table.sequential, items, star=star)
+
+    def needs_list(self, ns: NodeSpec) -> bool:
+        """A sequence whose items cannot all be written inline, one after the other."""
+        for child in ns.seq:
+            if child.repeat is not None or child.for_each is not None:
+                return True
+            if child.kind == "block" and self.block_channels(child, "in_channels") is None:
+                return True
+            if child.kind == "seq" and self.needs_list(child):
+                return True
+        return False
+
+    def mutates(self, ns: NodeSpec) -> bool:
+        """Whether building the node writes the running channels variable."""
+        if ns.repeat is not None or ns.for_each is not None:
+            return True
+        return ns.kind == "seq" and self.needs_list(ns)
+
+    def protect(self, x: _Flow) -> None:
+        """Before the running channels variable changes, earlier nodes keep their value."""
+        cv = self.channels_var
+        for name, flow in self.env.items():
+            if flow is not x and re.search(rf"\b{cv}\b", flow.channels):
+                local = self.fresh(f"{name}_channels")
+                self.taken.add(local)
+                self.channel_locals.add(local)
+                self.init.assign(local, flow.channels)
+                self.env[name] = _Flow(local, flow.var)
+
+    def fresh_local(self, base: str) -> str:
+        """A new local name for a list the constructor builds (a node's own name if free)."""
+        taken = self.taken | self.locals
+        if base in self.node_names and base not in self.locals:
+            taken = taken - {base}
+        name = self.fresh(base, taken)
+        self.locals.add(name)
+        return name
+
+    # -- static channel counts ----------------------------------------------------------------
+    def formula(self, channels: str) -> ast.expr | None:
+        """The block's output channels as an expression of its parameters, if it is one."""
+        tree = ast.parse(channels, mode="eval").body
+        allowed = set(self.owner.params) | set(self.owner.let) | {"in_channels", "math"}
+        allowed |= set(self.m.spec.functions)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id not in allowed:
+                return None
+            if isinstance(node, ast.Attribute) and not (
+                isinstance(node.value, ast.Name) and node.value.id == "math"
+            ):
+                return None
+        return tree
+
+    def block_channels(self, ns: NodeSpec, channels: str) -> str | None:
+        """A called block's output channels written from the call's own arguments."""
+        name = ns.block.source.strip()
+        block = self.m.spec.blocks.get(name)
+        formula = self.m.formulas.get(name)
+        if block is None or formula is None or name in self.scope:
+            return None
+        values: dict[str, str] = {"in_channels": channels}
+        for param, spec in block.params.items():
+            expr = ns.args.get(param)
+            values[param] = to_python(expr) if expr is not None else literal(spec.default)
+        lets = {k: to_python(v) for k, v in block.let.items()}
+        return double_quotes(ast.unparse(fold(substitute(formula, values, lets))))
 
     def op_call(self, ns: NodeSpec, channels: str) -> tuple[Call, str]:
         op = ns.op
@@ -494,35 +636,24 @@ class _ClassBuilder:
         return f"sum({listed})"
 
     # repeat and for_each: a loop that builds a sequence
-    def repeat(self, ns: NodeSpec, name: str, x: _Flow, var: str) -> _Flow:
-        if ns.kind == "op" and ns.op in FUNCTIONAL:
-            self.fail(ns.pos, f"a repeated {ns.op} is not supported")
+    def loop(self, ns: NodeSpec, channels: str, local: str) -> tuple[Call, str]:
+        """`for ...: items.append(...)`, the channels carried in the running variable."""
         cv = self.channels_var
-        if x.channels != cv:
-            self.init.line(f"{cv} = {x.channels}")
-        self.init.line(f"{name} = []")
+        if channels != cv:
+            self.init.line(f"{cv} = {channels}")
+        items = self.fresh_local(local)
+        self.init.line(f"{items} = []")
         self.init.line(self.loop_header(ns))
         with self.init.indent():
-            if any(child.init for child in walk([ns])):
-                self.fail(ns.pos, "node-level `init` inside a repeated node is not supported")
-            call, out = self.body(ns, cv, f"{name}[-1]")
-            self.init.expr(Call(f"{name}.append", [call]))
+            call, out = self.single(ns, cv, None, None, f"{items}_item")
+            self.init.expr(Call(f"{items}.append", [call]))
+            out = out.replace("{ref}", f"{items}[-1]")
             if out != cv:
                 self.init.line(f"{cv} = {out}")
-        sequence = (
-            Call(self.table.sequential, [name])
-            if self.table.sequential_takes_list
-            else Call(self.table.sequential, [name], star=True)
-        )
-        cond = self.condition(ns)
-        if cond is not None:
-            self.fail(ns.pos, "`when` on a repeated node is not supported; use repeat: 0")
-        self.init.assign(f"self.{name}", sequence)
-        self.fwd.assign(var, f"self.{name}({x.var})")
-        return _Flow(cv, var)
+        return self.sequential([items], star=True), cv
 
     def loop_header(self, ns: NodeSpec) -> str:
-        used = set().union(*(e.names for e in node_exprs(ns)))
+        used = set().union(*(e.names for child in walk([ns]) for e in node_exprs(child)))
         index = "i" if "i" in used else "_"
         if ns.repeat is not None:
             return f"for {index} in range({to_python(ns.repeat)}):"
@@ -547,6 +678,40 @@ class _ClassBuilder:
         target = "{m}" + attr.removeprefix("self")
         guard = guard.replace("self.", "{m}.") if guard else None
         self.overrides.append(Override(self.name, target, ns.op, ns, guard))
+
+
+def substitute(tree: ast.expr, values: dict[str, str], lets: dict[str, str]) -> ast.expr:
+    """`tree` with parameters replaced by the call's sources and lets inlined."""
+
+    class _Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.expr:
+            if node.id in values:
+                return ast.parse(values[node.id], mode="eval").body
+            if node.id in lets:
+                return substitute(ast.parse(lets[node.id], mode="eval").body, values, lets)
+            return node
+
+    return _Substitute().visit(copy.deepcopy(tree))
+
+
+_FOLDABLE = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
+
+
+def fold(tree: ast.expr) -> ast.expr:
+    """Fold integer `+ - *` of literals, so a static count reads `256`, not `64 * 4`."""
+
+    class _Fold(ast.NodeTransformer):
+        def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+            self.generic_visit(node)
+            fn = _FOLDABLE.get(type(node.op))
+            left, right = node.left, node.right
+            if fn and all(
+                isinstance(v, ast.Constant) and type(v.value) is int for v in (left, right)
+            ):
+                return ast.Constant(fn(left.value, right.value))
+            return node
+
+    return _Fold().visit(tree)
 
 
 def drop_unused_locals(lines: list[str], names: set[str]) -> list[str]:

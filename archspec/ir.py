@@ -128,6 +128,7 @@ class _Binder:
         output = Value("input", shape)
         if scope is not None:
             output = self.bind_nodes(spec.nodes, _output(spec), scope, "", output, seq=False)
+        self.check_flatten()
         self.errors.raise_if_any()
         params = {k: scope[k] for k in spec.params}
         return Graph(spec, spec.name, params, shape, self.nodes, root, output)
@@ -184,12 +185,20 @@ class _Binder:
             )
         return value
 
-    def eval(self, expr: Expr, scope: Mapping[str, Any]) -> Any:
-        """Evaluate, recording a located error (and returning None) on failure."""
+    def eval(self, expr: Expr, scope: Mapping[str, Any], wants_str: bool = False) -> Any:
+        """Evaluate, recording a located error (and returning None) on failure.
+
+        `wants_str`: the value is a string, so a bare undefined name is most likely a
+        string written without its inner quotes; the hint says so.
+        """
         try:
             return self.ev.eval(expr, scope)
         except ExprError as exc:
-            self.errors.add(expr.pos or self.spec.pos, exc.message, exc.hint)
+            hint = exc.hint
+            source = expr.source.strip()
+            if wants_str and source.isidentifier() and source not in scope:
+                hint = f"a string needs quotes inside the YAML value: \"'{source}'\""
+            self.errors.add(expr.pos or self.spec.pos, exc.message, hint)
             return None
 
     # -- graphs --------------------------------------------------------------------------
@@ -316,14 +325,19 @@ class _Binder:
             return Value(path, None)
         block = self.spec.blocks[ref.name]
         args = {}
+        before = len(self.errors.diagnostics)
         for name, expr in ns.args.items():
-            if name not in block.params:
+            param = block.params.get(name)
+            if param is None:
                 self.errors.add(
                     expr.pos,
                     f"block `{ref.name}` has no parameter `{name}`",
                     did_you_mean(name, block.params),
                 )
-            args[name] = (self.eval(expr, scope), expr.pos)
+            wants_str = param is not None and param.type == "str"
+            args[name] = (self.eval(expr, scope, wants_str), expr.pos)
+        if len(self.errors.diagnostics) > before:  # the call is wrong: its body is not bound
+            return Value(path, None)
         extra = _input_names(x.shape)
         inner = self.scope(block, args, ns.pos, extra)
         if inner is None:
@@ -417,7 +431,7 @@ class _Binder:
                 value, where = attr.default, ns.pos
             else:
                 errors = len(self.errors.diagnostics)
-                value, where = self.eval(expr, scope), expr.pos
+                value, where = self.eval(expr, scope, attr.kind == "activation"), expr.pos
                 if len(self.errors.diagnostics) > errors:
                     continue
             try:
@@ -462,6 +476,24 @@ class _Binder:
                 args[key] = expr.source.strip("'\"") if literal else self.eval(expr, scope)
             bound[tensor] = (init.scheme, args)
         return bound
+
+    def check_flatten(self) -> None:
+        """Flattened maps larger than 1x1 must all have one size: modules are built for it."""
+        sizes: dict[tuple[int, ...], Node] = {}
+        for node in self.nodes:
+            if node is not None and node.op == "flatten" and node.in_shapes[0][1:] not in (
+                (),
+                (1, 1),
+            ):
+                sizes.setdefault(node.in_shapes[0][1:], node)
+        if len(sizes) > 1:
+            (a, first), (b, second) = list(sizes.items())[:2]
+            self.errors.add(
+                second.pos,
+                f"flatten of maps of several sizes ({'x'.join(map(str, a))} at {first.path}, "
+                f"{'x'.join(map(str, b))} here): generated modules size the next layer for one; "
+                "pool to 1x1 first",
+            )
 
     # -- module tree ---------------------------------------------------------------------
     def push(self, module: Module) -> Module:
@@ -532,7 +564,78 @@ def check_structure(spec: NetworkSpec) -> Collector:
     _check_tables(spec, errors)
     _check_recursion(spec, errors)
     _check_names(spec, errors)
+    _check_emittable(spec, errors)
     return errors
+
+
+def _check_emittable(spec: NetworkSpec, errors: Collector) -> None:
+    """Constructs that bind but that no generated module could express: refused here."""
+    if spec.name in spec.blocks:
+        errors.add(spec.field_pos("name"), f"network name `{spec.name}` is also a block name")
+    owners = [spec, *spec.blocks.values()]
+    for owner in owners:
+        scope = set(owner.params) | set(owner.let) | {"in_channels", "i"}
+        for ns in owner.nodes:
+            _check_node(spec, ns, scope, errors, in_seq=False, context="")
+        for expr in _owner_exprs(owner):
+            for name in sorted(expr.names & {"in_height", "in_width"}):
+                errors.add(
+                    expr.pos,
+                    f"`{name}` is not available: generated modules take any input size "
+                    "(only `in_channels` is known when a block is built)",
+                )
+
+
+def _check_node(
+    spec: NetworkSpec, ns: NodeSpec, scope: set[str], errors: Collector, in_seq: bool, context: str
+) -> None:
+    op = OPS.get(ns.op) if ns.op else None
+    repeats = ns.repeat is not None or ns.for_each is not None
+    if op is not None and op.joins and (in_seq or repeats):
+        where = "be a sequence item" if in_seq else "repeat"
+        errors.add(ns.pos, f"`{ns.op}` joins several inputs: it cannot {where}")
+    if ns.inputs is not None and ns.op != "concat" and not _names_only(ns.inputs):
+        errors.add(
+            ns.inputs.pos,
+            "an `inputs` expression is only supported on concat; "
+            "elsewhere name the inputs (`inputs: [a, b]`)",
+        )
+    if ns.for_each is not None and ns.for_each in spec.tables:
+        for column in spec.tables[ns.for_each].columns:
+            if column in scope:
+                errors.add(ns.pos, f"table column `{column}` shadows a parameter, let or index")
+    if repeats:
+        context = "inside a repeated node"
+    elif in_seq and ns.when is not None and not context:
+        context = "inside a conditional sequence item"
+    if ns.init and context:
+        errors.add(
+            next(iter(ns.init.values())).pos,
+            f"node-level `init` is not supported {context}; use the spec's `init:` "
+            "section, or put the node in a block",
+        )
+    for child in ns.seq or []:
+        _check_node(spec, child, scope, errors, in_seq=True, context=context)
+
+
+def _names_only(expr: Expr) -> bool:
+    """`a` or `[a, b]`: inputs named one by one."""
+    import ast
+
+    tree = expr.tree
+    elts = tree.elts if isinstance(tree, ast.List) else [tree]
+    return all(isinstance(e, ast.Name) for e in elts)
+
+
+def _owner_exprs(owner: BlockSpec):
+    yield from owner.let.values()
+    yield from (check.expr for check in owner.checks)
+    for ns in _walk(owner.nodes):
+        yield from (e for e in (ns.block, ns.inputs, ns.when, ns.repeat) if e is not None)
+        yield from ns.args.values()
+        yield from ns.attrs.values()
+        for init in ns.init.values():
+            yield from init.args.values()
 
 
 def _check_names(spec: NetworkSpec, errors: Collector) -> None:

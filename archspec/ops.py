@@ -100,6 +100,9 @@ class Op:
     min_inputs = 1
     max_inputs = 1
     tensors: tuple[str, ...] = ()  # trainable tensors, in framework order
+    # joins several inputs: written as an expression in `forward`, not a module, so it
+    # cannot be a sequence item or repeat
+    joins = False
 
     def shape(self, ins: list[Shape], a: dict) -> Shape:
         """Output shape from input shapes and checked attributes."""
@@ -307,6 +310,7 @@ class Add(Op):
     """Element-wise sum of inputs of one shape."""
 
     name = "add"
+    joins = True
     min_inputs, max_inputs = 2, 64
 
     def shape(self, ins, a):
@@ -319,6 +323,7 @@ class Multiply(Op):
     """Element-wise product with broadcasting (squeeze-excite: C x H x W times C x 1 x 1)."""
 
     name = "multiply"
+    joins = True
     min_inputs, max_inputs = 2, 2
 
     def shape(self, ins, a):
@@ -334,6 +339,7 @@ class Concat(Op):
     """Concatenation along channels."""
 
     name = "concat"
+    joins = True
     min_inputs, max_inputs = 1, 10_000
 
     def shape(self, ins, a):

@@ -388,7 +388,8 @@ CORPUS = [
         """,
         "spec.yaml:4:26: error: activation attribute `fn`: unknown activation 'gelu'; expected "
         "one of relu, relu6, hardswish, hardsigmoid, sigmoid, identity",
-        "spec.yaml:5:26: error: undefined name `relu`",
+        "spec.yaml:5:26: error: undefined name `relu` "
+        "(a string needs quotes inside the YAML value: \"'relu'\")",
     ),
     case(
         "wrong_number_of_inputs",

