@@ -481,11 +481,11 @@ class _Binder:
         """Flattened maps larger than 1x1 must all have one size: modules are built for it."""
         sizes: dict[tuple[int, ...], Node] = {}
         for node in self.nodes:
-            if node is not None and node.op == "flatten" and node.in_shapes[0][1:] not in (
-                (),
-                (1, 1),
-            ):
-                sizes.setdefault(node.in_shapes[0][1:], node)
+            if node is None or node.op != "flatten":
+                continue
+            spatial = node.in_shapes[0][1:]
+            if spatial not in ((), (1, 1)):
+                sizes.setdefault(spatial, node)
         if len(sizes) > 1:
             (a, first), (b, second) = list(sizes.items())[:2]
             self.errors.add(
