@@ -88,13 +88,28 @@ def main() -> None:
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--backend",
+    "backend_names",
+    default=None,
+    help="Also report what these backends cannot express (comma-separated, or all).",
+)
 @handle_errors
-def validate(specs: tuple[str, ...]) -> None:
-    """Validate SPEC files: structure, expressions and shapes, with their defaults."""
+def validate(specs: tuple[str, ...], backend_names: str | None) -> None:
+    """Validate SPEC files: structure, expressions and shapes, with their defaults.
+
+    Every spec that passes builds for every backend, except for the documented limits
+    of a backend, which `--backend NAME` reports too.
+    """
+    from archspec.emit import module_view
+
+    backends = pick_backends(backend_names) if backend_names else []
     errors: list[SpecError] = []
     for path in specs:
         try:
             graph = compile_spec(path)
+            for backend in backends:
+                module_view(graph, backend, [])
         except SpecError as exc:
             errors.append(exc)
             continue

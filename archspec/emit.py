@@ -204,6 +204,8 @@ class _ClassBuilder:
             v for v in ("out", "y", "h", "z", "out_") if v not in self.node_names | {"x"}
         )
         self.locals: set[str] = set()  # lists the constructor builds
+        self.renames: dict[str, str] = {}  # loop variables of nested loops
+        self.loops = 0  # loops open around what is being written
         self.overrides: list[Override] = []
         self.channel_locals: set[str] = set()
         self.env: dict[str, _Flow] = {}
@@ -214,6 +216,10 @@ class _ClassBuilder:
         while name in taken:
             name, k = f"{base}_{k}", k + 1
         return name
+
+    def py(self, expr: Expr) -> str:
+        """An expression as Python source, inside the loops open at this point."""
+        return to_python(expr, self.renames.get)
 
     def fail(self, pos: Pos, message: str) -> None:
         raise EmitError.at(pos, f"{self.table.title} emitter: {message}")
@@ -323,7 +329,7 @@ class _ClassBuilder:
         return self.module(ns, name, ins[0], var)
 
     def condition(self, ns: NodeSpec) -> str | None:
-        return to_python(ns.when) if ns.when is not None else None
+        return self.py(ns.when) if ns.when is not None else None
 
     # a module attribute: op, block call, sequence or repeated node
     def module(self, ns: NodeSpec, name: str, x: _Flow, var: str) -> _Flow:
@@ -384,8 +390,8 @@ class _ClassBuilder:
                 self.override(ns, target, guard)
             return self.op_call(ns, channels)
         if ns.kind == "block":
-            kwargs = [(k, to_python(v)) for k, v in ns.args.items()]
-            call = Call(to_python(ns.block), [channels], kwargs)
+            kwargs = [(k, self.py(v)) for k, v in ns.args.items()]
+            call = Call(self.py(ns.block), [channels], kwargs)
             static = self.block_channels(ns, channels)
             return call, static if static is not None else "{ref}.out_channels"
         if self.needs_list(ns):
@@ -403,7 +409,7 @@ class _ClassBuilder:
             item = None if target is None else f"{target}[{k}]"
             call, out = self.construct(child, channels, item, guard, "")
             if child.when is not None:
-                cond = to_python(child.when)
+                cond = self.py(child.when)
                 identity, _ = self.op_call(NodeSpec(op="identity"), channels)
                 items.append(f"{call.flat()} if {cond} else {identity.flat()}")
                 out = out if out == channels else f"({out} if {cond} else {channels})"
@@ -520,9 +526,12 @@ class _ClassBuilder:
         values: dict[str, str] = {"in_channels": channels}
         for param, spec in block.params.items():
             expr = ns.args.get(param)
-            values[param] = to_python(expr) if expr is not None else literal(spec.default)
+            values[param] = self.py(expr) if expr is not None else literal(spec.default)
         lets = {k: to_python(v) for k, v in block.let.items()}
-        return double_quotes(ast.unparse(fold(substitute(formula, values, lets))))
+        tree = fold(substitute(formula, values, lets))
+        source = double_quotes(ast.unparse(tree))
+        # channel counts are joined into larger expressions (`a + b`, `c if p else d`)
+        return f"({source})" if isinstance(tree, ast.IfExp) else source
 
     def op_call(self, ns: NodeSpec, channels: str) -> tuple[Call, str]:
         op = ns.op
@@ -530,14 +539,14 @@ class _ClassBuilder:
             fn = ns.attrs["fn"]
             if not fn.is_constant:
                 self.m.needs_activations = True
-                return Call(f"ACTIVATIONS[{to_python(fn)}]"), channels
+                return Call(f"ACTIVATIONS[{self.py(fn)}]"), channels
             op = fn.constant
         table = self.table.ops.get(op)
         if table is None or table.call is None:
             self.fail(ns.pos, f"no module for op `{op}`")
         attrs = self.attr_sources(ns, op)
         literals = {k: v.constant for k, v in attrs.items() if v.is_constant}
-        sources = {k: to_python(v) for k, v in attrs.items() if not v.is_constant}
+        sources = {k: self.py(v) for k, v in attrs.items() if not v.is_constant}
         if channels.isdigit():
             literals["in_channels"] = int(channels)
         else:
@@ -559,7 +568,7 @@ class _ClassBuilder:
 
     def out_channels(self, ns: NodeSpec, op: str, attrs: dict[str, Expr], channels: str) -> str:
         if op in ("conv2d", "linear"):
-            return to_python(attrs["out"])
+            return self.py(attrs["out"])
         if op == "flatten":
             return self.flatten_channels(ns, channels)
         return channels
@@ -643,30 +652,43 @@ class _ClassBuilder:
             self.init.line(f"{cv} = {channels}")
         items = self.fresh_local(local)
         self.init.line(f"{items} = []")
-        self.init.line(self.loop_header(ns))
+        header, renames = self.loop_header(ns)
+        self.init.line(header)
+        outer = self.renames
+        self.renames, self.loops = {**outer, **renames}, self.loops + 1
         with self.init.indent():
             call, out = self.single(ns, cv, None, None, f"{items}_item")
             self.init.expr(Call(f"{items}.append", [call]))
             out = out.replace("{ref}", f"{items}[-1]")
             if out != cv:
-                self.init.line(f"{cv} = {out}")
+                self.init.line(f"{cv} = {unparenthesized(out)}")
+        self.renames, self.loops = outer, self.loops - 1
         return self.sequential([items], star=True), cv
 
-    def loop_header(self, ns: NodeSpec) -> str:
+    def loop_header(self, ns: NodeSpec) -> tuple[str, dict[str, str]]:
+        """The `for` line, and the renamed loop variables when this loop is nested.
+
+        A nested loop binds fresh names (`i_1`), so the enclosing loop's `i` still holds
+        its own value after the inner loop ends, as it does in the spec.
+        """
         used = set().union(*(e.names for child in walk([ns]) for e in node_exprs(child)))
-        index = "i" if "i" in used else "_"
+        variables = ["i"] if ns.repeat is not None else ["i", *self.m.spec.tables[ns.for_each].columns]
+        renames: dict[str, str] = {}
+        if self.loops:
+            for v in variables:
+                renames[v] = self.fresh(f"{v}_{self.loops}", self.taken | self.locals)
+                self.taken.add(renames[v])
+        name = {v: renames.get(v, v) for v in variables}
+        index = name["i"] if "i" in used else "_"
         if ns.repeat is not None:
-            return f"for {index} in range({to_python(ns.repeat)}):"
+            return f"for {index} in range({self.py(ns.repeat)}):", renames
         table = self.m.spec.tables[ns.for_each]
         if ns.for_each not in self.m.tables_used:
             self.m.tables_used.append(ns.for_each)
-        for column in table.columns:
-            if column in self.scope:
-                self.fail(ns.pos, f"table column `{column}` shadows a parameter or let")
-        columns = ", ".join(c if c in used else f"_{c}" for c in table.columns)
-        if index == "i":
-            return f"for i, ({columns}) in enumerate({ns.for_each.upper()}):"
-        return f"for {columns} in {ns.for_each.upper()}:"
+        columns = ", ".join(name[c] if c in used else f"_{name[c]}" for c in table.columns)
+        if index != "_":
+            return f"for {index}, ({columns}) in enumerate({ns.for_each.upper()}):", renames
+        return f"for {columns} in {ns.for_each.upper()}:", renames
 
     # -- initialisation -----------------------------------------------------------------------
     def override(self, ns: NodeSpec, attr: str, guard: str | None) -> None:
@@ -712,6 +734,18 @@ def fold(tree: ast.expr) -> ast.expr:
             return node
 
     return _Fold().visit(tree)
+
+
+def unparenthesized(source: str) -> str:
+    """`(a if c else b)` -> `a if c else b` where the parentheses enclose everything."""
+    if source.startswith("(") and source.endswith(")"):
+        inner = source[1:-1]
+        try:
+            ast.parse(inner, mode="eval")
+        except SyntaxError:
+            return source
+        return inner
+    return source
 
 
 def drop_unused_locals(lines: list[str], names: set[str]) -> list[str]:
