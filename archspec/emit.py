@@ -325,7 +325,7 @@ class _ClassBuilder:
         if ns.kind == "op" and ns.op in FUNCTIONAL:
             return self.functional(ns, name, ins, var)
         if self.mutates(ns):
-            self.protect(ins[0])
+            self.protect()
         return self.module(ns, name, ins[0], var)
 
     def condition(self, ns: NodeSpec) -> str | None:
@@ -481,11 +481,14 @@ class _ClassBuilder:
             return True
         return ns.kind == "seq" and self.needs_list(ns)
 
-    def protect(self, x: _Flow) -> None:
-        """Before the running channels variable changes, earlier nodes keep their value."""
+    def protect(self) -> None:
+        """Before the running channels variable changes, earlier nodes keep their value.
+
+        Snapshots nobody reads are dropped at the end (`drop_unused_locals`).
+        """
         cv = self.channels_var
         for name, flow in self.env.items():
-            if flow is not x and re.search(rf"\b{cv}\b", flow.channels):
+            if re.search(rf"\b{cv}\b", flow.channels):
                 local = self.fresh(f"{name}_channels")
                 self.taken.add(local)
                 self.channel_locals.add(local)
@@ -672,7 +675,9 @@ class _ClassBuilder:
         its own value after the inner loop ends, as it does in the spec.
         """
         used = set().union(*(e.names for child in walk([ns]) for e in node_exprs(child)))
-        variables = ["i"] if ns.repeat is not None else ["i", *self.m.spec.tables[ns.for_each].columns]
+        variables = (
+            ["i"] if ns.repeat is not None else ["i", *self.m.spec.tables[ns.for_each].columns]
+        )
         renames: dict[str, str] = {}
         if self.loops:
             for v in variables:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.errors import Collector, Pos, SpecError, did_you_mean
-from archspec.expr import Evaluator, Expr, ExprError, Function
+from archspec.expr import CONSTANTS, Evaluator, Expr, ExprError, Function
 from archspec.ops import CHECKERS, INIT_SCHEMES, OPS, Activation, AttrError, Op, Shape, ShapeError
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec, ParamSpec, coerce
 
@@ -241,7 +241,9 @@ class _Binder:
     ) -> list[Value] | None:
         if ns.inputs is None:
             return [prev]
-        missing = sorted(n for n in ns.inputs.names if n not in env and n not in scope)
+        missing = sorted(
+            n for n in ns.inputs.names if n not in env and n not in scope and n not in CONSTANTS
+        )
         for name in missing:
             if name in names:
                 self.errors.add(
@@ -272,6 +274,8 @@ class _Binder:
                 return ins[0]
         if ns.repeat is None and ns.for_each is None:
             return self.bind_body(ns, scope, path, ins)
+        if ns.op in OPS and OPS[ns.op].joins:  # refused by check_structure
+            return Value(path, None)
         module = self.push(Module(path, "repeat", ""))
         value = ins[0]
         for k, extra in enumerate(self.iterations(ns, scope)):

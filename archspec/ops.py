@@ -332,6 +332,12 @@ class Multiply(Op):
             p != q and 1 not in (p, q) for p, q in zip(a_, b_, strict=True)
         ):
             raise ShapeError(f"multiply cannot broadcast {_fmt(a_)} with {_fmt(b_)}")
+        if b_[0] not in (a_[0], 1):
+            # the product keeps the first input's channels (a gate scales a feature map)
+            raise ShapeError(
+                f"multiply: the second input {_fmt(b_)} has more channels than the first, "
+                f"{_fmt(a_)} (put the feature map first)"
+            )
         return tuple(max(p, q) for p, q in zip(a_, b_, strict=True))
 
 

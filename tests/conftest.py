@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,13 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         cwd=cwd,
         timeout=60,
     )
+
+
+@cache
+def check_workers():
+    """One pool of framework workers (`archspec check`'s) shared by the whole session."""
+    from archspec.runner import Workers
+
+    pool = Workers()
+    atexit.register(pool.__exit__)
+    return pool

@@ -31,6 +31,7 @@ class Ctx:
     depth: int = 0
     in_seq: bool = False
     loops: list[str] = field(default_factory=list)  # loop variables bound here
+    unit: str | None = None  # a let naming a block (`block: unit`)
 
     def inner(self, **changes) -> Ctx:
         """A copy one level deeper."""
@@ -69,14 +70,20 @@ def op_node(draw, ctx: Ctx) -> dict:
             node["kernel"], node["padding"] = 1, 0
         if draw(st.booleans()):
             node["bias"] = False
+        if not ctx.loops and not ctx.in_seq and draw(st.integers(0, 5)) == 0:
+            node["init"] = {"weight": {"normal": {"std": 0.05}}}
         return node
     if kind == "bn":
         return {"op": "batchnorm2d"}
     if kind == "act":
         return {"op": draw(st.sampled_from(ACTS))}
     if kind == "pool":
-        return {"op": draw(st.sampled_from(["max_pool2d", "avg_pool2d"])), "kernel": 3,
-                "stride": 1, "padding": 1}
+        return {
+            "op": draw(st.sampled_from(["max_pool2d", "avg_pool2d"])),
+            "kernel": 3,
+            "stride": 1,
+            "padding": 1,
+        }
     if kind == "dropout":
         return {"op": "dropout", "p": 0.25}
     return {"op": "activation", "fn": f"'{draw(st.sampled_from(ACTS))}'"}
@@ -85,7 +92,7 @@ def op_node(draw, ctx: Ctx) -> dict:
 @st.composite
 def block_call(draw, ctx: Ctx) -> dict:
     """A call of an earlier block, with drawn arguments."""
-    name = draw(st.sampled_from(ctx.blocks))
+    name = draw(st.sampled_from(ctx.blocks + ([ctx.unit] if ctx.unit else [])))
     args: dict = {"out": int_expr(draw, ctx)}
     if draw(st.booleans()):
         args["flag"] = bool_expr(draw, ctx)
@@ -104,14 +111,7 @@ def item(draw, ctx: Ctx) -> dict:
     loop = None
     if ctx.depth < 3 and draw(st.integers(0, 4)) == 0:
         loop = draw(st.sampled_from(["repeat", "for_each"]))
-    inner = ctx
-    if loop == "repeat":
-        inner = ctx.inner(ints=[*ctx.ints, "i"], loops=[*ctx.loops, "i"], depth=ctx.depth)
-    elif loop == "for_each":
-        inner = ctx.inner(
-            ints=[*ctx.ints, "i", "tc"], bools=[*ctx.bools, "tf"],
-            loops=[*ctx.loops, "i", "tc", "tf"], depth=ctx.depth,
-        )
+    inner = loop_ctx(ctx, loop)
     if kind == "op":
         node = draw(op_node(inner))
     elif kind == "block":
@@ -126,6 +126,20 @@ def item(draw, ctx: Ctx) -> dict:
     if draw(st.integers(0, 3)) == 0:
         node["when"] = bool_expr(draw, ctx)
     return node
+
+
+def loop_ctx(ctx: Ctx, loop: str | None) -> Ctx:
+    """The names a repeated node's body sees: `i`, and a table's columns."""
+    if loop == "repeat":
+        return ctx.inner(ints=[*ctx.ints, "i"], loops=[*ctx.loops, "i"], depth=ctx.depth)
+    if loop == "for_each":
+        return ctx.inner(
+            ints=[*ctx.ints, "i", "tc"],
+            bools=[*ctx.bools, "tf"],
+            loops=[*ctx.loops, "i", "tc", "tf"],
+            depth=ctx.depth,
+        )
+    return ctx
 
 
 @st.composite
@@ -149,24 +163,32 @@ def node_list(draw, ctx: Ctx, low: int = 1, high: int = 4) -> list[dict]:
             add({"op": "add", "inputs": [branch, base], **maybe_when(draw, ctx)})
         elif pattern == "concat":
             base = add({"op": "identity"})
-            extra = add({"op": "conv2d", "out": int_expr(draw, ctx), "kernel": 1,
-                         "inputs": base, **maybe_when(draw, ctx)})
+            extra = add(
+                {
+                    "op": "conv2d",
+                    "out": int_expr(draw, ctx),
+                    "kernel": 1,
+                    "inputs": base,
+                    **maybe_when(draw, ctx),
+                }
+            )
             times = draw(st.sampled_from(["1", "2", *(f"{n} % 3" for n in ctx.ints)]))
-            inputs = draw(st.sampled_from([
-                [base, extra],
-                f"[{base}] * ({times}) + [{extra}]",
-                f"[{extra}] + [{base}] * ({times})",
-            ]))
+            inputs = draw(
+                st.sampled_from(
+                    [
+                        [base, extra],
+                        f"[{base}] * ({times}) + [{extra}]",
+                        f"[{extra}] + [{base}] * ({times})",
+                    ]
+                )
+            )
             add({"op": "concat", "inputs": inputs})
         else:  # squeeze-and-excite style gate: a multiply broadcast over space
             base = add({"op": "identity"})
             add({"op": "global_avg_pool"})
-            add({"op": "conv2d", "out": "in_channels" if "in_channels" in ctx.ints else 0,
-                 "kernel": 1})
+            add({"op": "conv2d", "out": 1, "kernel": 1})  # one gate, broadcast over channels
             gate = add({"op": "sigmoid"})
             add({"op": "multiply", "inputs": [base, gate]})
-            if "in_channels" not in ctx.ints:  # the network has no in_channels: shape it
-                nodes[-3]["out"] = 1
     return nodes
 
 
@@ -182,13 +204,17 @@ def block(draw, index: int, callable_: list[str]) -> dict:
     ctx = Ctx(ints=ints, bools=["flag"], blocks=callable_)
     spec: dict = {
         "params": {"out": "int", "flag": draw(st.booleans())},
-        "let": {"mid": draw(st.sampled_from(["out + in_channels % 3", "max(out, 2)", "half(out)"]))},
+        "let": {
+            "mid": draw(st.sampled_from(["out + in_channels % 3", "max(out, 2)", "half(out)"]))
+        },
         "checks": [{"expr": "out >= 1", "message": "out must be positive"}],
         "nodes": draw(node_list(ctx)),
     }
     # the block ends on its `out` channels: callers' static channel counts rest on it
     if draw(st.booleans()):
         spec["nodes"].append({"name": "proj", "op": "conv2d", "out": "out", "kernel": 1})
+    elif draw(st.integers(0, 2)) == 0:  # or its output is an earlier node
+        spec["output"] = draw(st.sampled_from([n["name"] for n in spec["nodes"]]))
     return spec
 
 
@@ -198,7 +224,8 @@ def structured_specs(draw) -> dict[str, str]:
     blocks: dict = {}
     for k in range(draw(st.integers(0, 3))):
         blocks[f"B{k}"] = draw(block(k, list(blocks)))
-    ctx = Ctx(ints=["width"], bools=["deep"], blocks=list(blocks))
+    unit = draw(st.sampled_from(list(blocks))) if blocks and draw(st.booleans()) else None
+    ctx = Ctx(ints=["width"], bools=["deep"], blocks=list(blocks), unit="unit" if unit else None)
     spec: dict = {
         "name": "Structure",
         "input": {"channels": draw(st.integers(1, 4)), "height": 8, "width": 8},
@@ -209,9 +236,13 @@ def structured_specs(draw) -> dict[str, str]:
         },
         "functions": {"half": {"args": ["v"], "expr": "max(v // 2, 1)"}},
         "tables": {
-            "cfg": {"columns": ["tc", "tf"],
-                    "rows": [[draw(st.integers(1, 4)), draw(st.booleans())]
-                             for _ in range(draw(st.integers(1, 3)))]}
+            "cfg": {
+                "columns": ["tc", "tf"],
+                "rows": [
+                    [draw(st.integers(1, 4)), draw(st.booleans())]
+                    for _ in range(draw(st.integers(1, 3)))
+                ],
+            }
         },
         "blocks": blocks,
         "nodes": draw(node_list(ctx, 1, 5)),
@@ -224,6 +255,16 @@ def structured_specs(draw) -> dict[str, str]:
         ]
     if not blocks:
         del spec["blocks"]
+    if unit:
+        spec["let"] = {"unit": unit}
+    if draw(st.booleans()):
+        spec["defaults"] = {"conv2d": {"bias": False}, "batchnorm2d": {"eps": 0.001}}
+    if draw(st.booleans()):
+        spec["init"] = {
+            "conv2d": {"weight": {"kaiming_normal": {"mode": "fan_out", "nonlinearity": "relu"}}},
+            "batchnorm2d": {"weight": "ones", "bias": "zeros"},
+            "linear": {"weight": {"normal": {"std": 0.01}}, "bias": "zeros"},
+        }
     files = {}
     if draw(st.booleans()):  # extends: the base holds everything, the spec overrides
         files["base.yaml"] = dump(spec)

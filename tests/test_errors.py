@@ -811,6 +811,134 @@ CORPUS = [
         "spec.yaml:7:32: error: undefined name `y`",
         "spec.yaml:8:32: error: unknown node `n2`",
     ),
+    # -- what no generated module could express: refused by validate, never by build ------
+    case(
+        "join_in_a_sequence",
+        """
+        nodes:
+          - seq:
+              - {op: conv2d, out: 4, kernel: 1}
+              - {op: concat}
+        """,
+        "spec.yaml:6:9: error: `concat` joins several inputs: it cannot be a sequence item",
+    ),
+    case(
+        "repeated_join",
+        """
+        nodes:
+          - {name: a, op: identity}
+          - {name: b, op: add, inputs: [a, a], repeat: 2}
+        """,
+        "spec.yaml:5:5: error: `add` joins several inputs: it cannot repeat",
+    ),
+    case(
+        "inputs_expression_off_concat",
+        """
+        nodes:
+          - {name: a, op: identity}
+          - {name: b, op: add, inputs: "[a] * 2"}
+          - {name: c, op: relu, inputs: "a if true else b"}
+        """,
+        "spec.yaml:5:32: error: an `inputs` expression is only supported on concat; "
+        "elsewhere name the inputs (`inputs: [a, b]`)",
+        "spec.yaml:6:33: error: an `inputs` expression is only supported on concat; "
+        "elsewhere name the inputs (`inputs: [a, b]`)",
+    ),
+    case(
+        "node_init_in_a_loop_or_conditional_item",
+        """
+        nodes:
+          - op: conv2d
+            out: 4
+            kernel: 1
+            repeat: 2
+            init: {weight: zeros}
+          - seq:
+              - {op: relu}
+              - {op: conv2d, out: 4, kernel: 1, when: false, init: {weight: ones}}
+        """,
+        "spec.yaml:8:20: error: node-level `init` is not supported inside a repeated node; "
+        "use the spec's `init:` section, or put the node in a block",
+        "spec.yaml:11:69: error: node-level `init` is not supported inside a conditional "
+        "sequence item; use the spec's `init:` section, or put the node in a block",
+    ),
+    case(
+        "input_height_in_a_block",
+        """
+        blocks:
+          B:
+            nodes:
+              - {op: avg_pool2d, kernel: in_height // 2}
+        nodes:
+          - {block: B}
+        """,
+        "spec.yaml:6:34: error: `in_height` is not available: generated modules take any input "
+        "size (only `in_channels` is known when a block is built)",
+    ),
+    case(
+        "network_named_as_a_block",
+        """
+        blocks:
+          Net:
+            nodes:
+              - {op: relu}
+        nodes:
+          - {block: Net}
+        """,
+        "spec.yaml:1:7: error: network name `Net` is also a block name",
+    ),
+    case(
+        "table_column_shadows_a_parameter",
+        """
+        params: {out: 4}
+        tables:
+          t: {columns: [out], rows: [[1]]}
+        nodes:
+          - {op: conv2d, out: out, kernel: 1, for_each: t}
+        """,
+        "spec.yaml:7:5: error: table column `out` shadows a parameter, let or index",
+    ),
+    case(
+        "flatten_of_two_sizes",
+        """
+        blocks:
+          Head:
+            nodes:
+              - {op: flatten}
+        nodes:
+          - {name: a, block: Head, inputs: x}
+          - {name: p, op: max_pool2d, kernel: 2, inputs: x}
+          - {name: b, block: Head, inputs: p}
+        """,
+        "spec.yaml:6:9: error: flatten of maps of several sizes (8x8 at a.flatten, 4x4 here): "
+        "generated modules size the next layer for one; pool to 1x1 first",
+    ),
+    case(
+        "multiply_grows_the_first_input",
+        """
+        nodes:
+          - {name: a, op: conv2d, out: 1, kernel: 1}
+          - {name: g, op: conv2d, out: 4, kernel: 1, inputs: x}
+          - {name: m, op: multiply, inputs: [a, g]}
+        """,
+        "spec.yaml:6:5: error: m: multiply: the second input 4 x 8 x 8 has more channels than "
+        "the first, 1 x 8 x 8 (put the feature map first)",
+    ),
+    case(
+        "unquoted_string_argument_reported_once",
+        """
+        blocks:
+          B:
+            params: {act: str}
+            nodes:
+              - {op: conv2d, out: 4, kernel: 1}
+              - {op: activation, fn: act}
+        nodes:
+          - {block: B, args: {act: relu}}
+        """,
+        "spec.yaml:10:28: error: undefined name `relu` "
+        "(a string needs quotes inside the YAML value: \"'relu'\")",
+    ),
 ]
 
 

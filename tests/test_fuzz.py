@@ -6,25 +6,20 @@ thousands for a nightly job.
 
 from __future__ import annotations
 
-import atexit
 import tempfile
-from functools import cache
 from pathlib import Path
 
+from conftest import check_workers
 from fuzz_specs import specs
 from hypothesis import HealthCheck, given, settings
 
 from archspec.backend import available
 from archspec.check import check_spec
 from archspec.errors import SpecError
-from archspec.runner import Workers
 
 
-@cache
-def workers() -> Workers:
-    pool = Workers()
-    atexit.register(pool.__exit__)
-    return pool
+def workers():
+    return check_workers()
 
 
 def run_example(text: str, folder: Path) -> str:

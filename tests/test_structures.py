@@ -14,11 +14,10 @@ explores more.
 
 from __future__ import annotations
 
-import atexit
 import tempfile
-from functools import cache
 from pathlib import Path
 
+from conftest import check_workers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structure_specs import structured_specs
@@ -28,14 +27,10 @@ from archspec.check import check_spec
 from archspec.compiler import compile_spec
 from archspec.emit import module_view
 from archspec.errors import SpecError
-from archspec.runner import Workers
 
 
-@cache
-def workers() -> Workers:
-    pool = Workers()
-    atexit.register(pool.__exit__)
-    return pool
+def workers():
+    return check_workers()
 
 
 def run_structure(files: dict[str, str], overrides: dict, folder: Path) -> str:

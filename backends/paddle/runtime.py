@@ -65,7 +65,9 @@ def _forward_backward(net, x, probe, out, name: str, grad: str) -> None:
     out[f"{grad}:input"] = inputs.grad.numpy()
     for key, param in net.named_parameters():
         if not param.stop_gradient:  # BN statistics are parameters too, without gradients
-            out[f"{grad}:{key}"] = param.grad.numpy()
+            # a weight off the path to the output gets no gradient
+            g = param.grad if param.grad is not None else paddle.zeros_like(param)
+            out[f"{grad}:{key}"] = g.numpy()
 
 
 def _recorder(out: dict, name: str):

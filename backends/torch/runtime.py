@@ -72,7 +72,9 @@ def _forward_backward(net, x, probe, out, name: str, grad: str) -> None:
     out[name] = result.detach().numpy()
     out[f"{grad}:input"] = inputs.grad.numpy()
     for key, param in net.named_parameters():
-        out[f"{grad}:{key}"] = param.grad.numpy()
+        # a weight off the path to the output (after a block's `output:`) gets no gradient
+        g = param.grad if param.grad is not None else torch.zeros_like(param)
+        out[f"{grad}:{key}"] = g.detach().numpy()
 
 
 def _recorder(out: dict, name: str):
