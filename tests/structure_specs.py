@@ -79,7 +79,9 @@ def op_node(draw, ctx: Ctx) -> dict:
         return {"op": draw(st.sampled_from(ACTS))}
     if kind == "pool":
         return {
-            "op": draw(st.sampled_from(["max_pool2d", "avg_pool2d"])),
+            # max pools stacked on max pools make ties, where frameworks route the
+            # gradient to different (equally valid) inputs: the op fuzzer covers them
+            "op": "avg_pool2d",
             "kernel": 3,
             "stride": 1,
             "padding": 1,
