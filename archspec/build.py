@@ -7,10 +7,14 @@ matches its hash was edited by hand and is not overwritten without `force`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import keyword
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +68,27 @@ def is_hand_edited(text: str) -> bool:
 def module_path(out: Path, backend: Backend, spec_path: Path) -> Path:
     """`generated/<backend>/<spec stem>.py`, checked to stay inside `out`."""
     stem = spec_path.stem
-    if not stem.isidentifier():
+    where = Pos(display_path(spec_path))
+    if not stem.isidentifier() or keyword.iskeyword(stem):
+        raise SpecError.at(where, f"spec file name `{stem}` is not a valid Python module name")
+    if stem.startswith("__") and stem.endswith("__"):
         raise SpecError.at(
-            Pos(display_path(spec_path)),
-            f"spec file name `{stem}` is not a valid Python module name",
+            where, f"spec file name `{stem}` would make a special module (`{stem}.py`); rename it"
         )
     return out / backend.name / f"{stem}.py"
+
+
+def check_collisions(paths: list[Path]) -> None:
+    """Two specs with one file stem would write one module twice: refused."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        first = seen.setdefault(path.stem, path)
+        if first is not path and first.resolve() != path.resolve():
+            raise SpecError.at(
+                Pos(display_path(path)),
+                f"`{display_path(first)}` is built into the same module `{path.stem}.py`; "
+                "rename one of them",
+            )
 
 
 def package_files(out: Path, backends: list[Backend]) -> list[Output]:
@@ -79,34 +98,165 @@ def package_files(out: Path, backends: list[Backend]) -> list[Output]:
     return files
 
 
-def write_all(outputs: list[Output], force: bool) -> list[Path]:
-    """Write files atomically; refuse to overwrite hand-edited modules without `force`."""
-    for output in outputs:
-        if output.path.name != "__init__.py" and output.path.exists() and not force:
-            current = output.path.read_text(encoding="utf-8")
-            if current != output.text and is_hand_edited(current):
-                raise SpecError.at(
-                    Pos(display_path(output.path)),
-                    "file was edited by hand (its content no longer matches its hash); "
-                    "not overwriting it, use --force to replace it",
-                )
-    written = []
-    for output in outputs:
-        if output.path.exists() and output.path.read_text(encoding="utf-8") == output.text:
-            continue
-        atomic_write(output.path, output.text)
-        written.append(output.path)
-    return written
+STAGED = ".archspec-staged-"  # prefix of the temporary files of a build in progress
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+def write_all(outputs: list[Output], force: bool, out: Path) -> list[Path]:
+    """Write every file or none: stage them all, then rename them all.
+
+    Nothing outside `out` is written (no folder on the way is followed through a link),
+    a file archspec did not write (no matching header hash) is not replaced without
+    `force`, and an existing `__init__.py` is left as it is. An error or an interrupt
+    (SIGINT, SIGTERM) at any point leaves `out` exactly as it was; temporaries that a
+    killed build left behind are removed by the next one.
+    """
+    remove_stale(out, outputs)
+    changed = [o for o in outputs if needs_writing(o, out, force)]
+    with Transaction() as txn:
+        for output in changed:
+            txn.stage(output.path, output.text)
+        txn.commit()
+    return [o.path for o in changed]
+
+
+def needs_writing(output: Output, out: Path, force: bool) -> bool:
+    """Whether `output` must be written; refuse what may not be replaced."""
+    path = output.path
+    check_inside(path, out)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise SpecError.at(
+            Pos(shown(path)), "not a regular file; archspec does not write through it"
+        )
+    if not path.exists():
+        return True
+    if path.name == "__init__.py":  # a package marker: whatever it holds is the user's
+        return False
+    current = path.read_text(encoding="utf-8", errors="replace")
+    if current == output.text:
+        return False
+    if is_hand_edited(current) and not force:
+        raise SpecError.at(
+            Pos(display_path(path)),
+            "file was not written by archspec or was edited by hand (its content does not "
+            "match its header's hash); not overwriting it, use --force to replace it",
+        )
+    return True
+
+
+def shown(path: Path) -> str:
+    """A path in a message as the user wrote it: links are not resolved."""
+    relative = os.path.relpath(os.path.abspath(path))
+    return str(path) if relative.startswith("..") else relative
+
+
+def check_inside(path: Path, out: Path) -> None:
+    """Every folder between `out` and `path` is a real folder inside `out`, not a link."""
+    folder = path.parent
+    while folder != out and out in folder.parents:
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise SpecError.at(
+                Pos(shown(folder)),
+                "is a link or not a folder; archspec writes only inside --out",
+            )
+        folder = folder.parent
+    if folder != out:
+        raise SpecError.at(Pos(shown(path)), "is outside --out")
+    existing = next(f for f in (out, *out.parents, Path(".")) if f.exists())
+    if not existing.is_dir():
+        raise SpecError.at(Pos(shown(existing)), "is not a folder (--out)")
+
+
+def remove_stale(out: Path, outputs: list[Output]) -> None:
+    """Remove the staged files of a build that was killed before it could clean up."""
+    for folder in {out, *(o.path.parent for o in outputs)}:
+        if folder.is_dir() and not folder.is_symlink():
+            for stale in folder.glob(f"{STAGED}*"):
+                if stale.is_file() and not stale.is_symlink():
+                    stale.unlink(missing_ok=True)
+
+
+class Transaction:
+    """Files staged next to their targets, renamed together; rolled back on any failure."""
+
+    def __init__(self):
+        self.staged: list[tuple[str, Path]] = []
+        self.created: list[Path] = []
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> Transaction:
+        # SIGTERM's default action would skip the rollback: make it an exception here
+        if threading.current_thread() is threading.main_thread():
+            self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _terminate)
+        return self
+
+    def stage(self, path: Path, text: str) -> None:
+        """Write `text` to an unpredictable, exclusively created file next to `path`."""
+        self.make_folder(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=STAGED, suffix=".tmp", dir=path.parent)
+        self.staged.append((tmp, path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        os.chmod(tmp, 0o666 & ~_umask())
+
+    def make_folder(self, folder: Path) -> None:
+        """Create `folder` and its missing parents, remembering them for a rollback."""
+        missing = [f for f in (folder, *folder.parents) if not f.exists()]
+        for f in reversed(missing):
+            try:
+                f.mkdir()
+            except OSError as exc:
+                raise SpecError.at(
+                    Pos(display_path(f)), f"cannot create the folder: {exc.strerror}"
+                ) from None
+            self.created.append(f)
+
+    def commit(self) -> None:
+        """Rename every staged file over its target, with interrupts held back meanwhile.
+
+        The files being replaced are kept (hard links) until every rename succeeded, so
+        even a failing rename puts back what was there.
+        """
+        held = {signal.SIGINT, signal.SIGTERM}
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        done: list[tuple[Path, str | None]] = []
+        try:
+            for tmp, path in self.staged:
+                backup = None
+                if path.exists():
+                    backup = f"{tmp}.old"
+                    os.link(path, backup)
+                os.replace(tmp, path)
+                done.append((path, backup))
+            self.staged = []
+        except BaseException:
+            for path, backup in reversed(done):
+                if backup is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    os.replace(backup, path)
+            raise
+        finally:
+            for _, backup in done:
+                if backup is not None:
+                    Path(backup).unlink(missing_ok=True)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def __exit__(self, *exc) -> None:
+        for tmp, _ in self.staged:  # not committed: nothing of this build stays
+            Path(tmp).unlink(missing_ok=True)
+            Path(f"{tmp}.old").unlink(missing_ok=True)
+        for folder in reversed(self.created if self.staged or exc[0] else []):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

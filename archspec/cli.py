@@ -65,6 +65,9 @@ def handle_errors(func: Callable) -> Callable:
         except SpecError as exc:
             click.echo(str(exc), err=True)
             sys.exit(EXIT_USER)
+        except KeyboardInterrupt:  # Ctrl-C: whatever was being written was rolled back
+            click.echo("archspec: interrupted", err=True)
+            sys.exit(130)
         except Exception:
             if debug:
                 traceback.print_exc()
@@ -233,7 +236,7 @@ def progress(enabled: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # descriptions hold user paths
         BarColumn(),
         TimeElapsedColumn(),
         console=Console(stderr=True),
@@ -316,7 +319,14 @@ def build(
 ) -> None:
     """Emit framework modules for SPEC files: OUT/<backend>/<spec>.py."""
     from archspec.backend import available
-    from archspec.build import Output, module_path, package_files, render, write_all
+    from archspec.build import (
+        Output,
+        check_collisions,
+        module_path,
+        package_files,
+        render,
+        write_all,
+    )
 
     backends = available()
     if backend_name != "all" and backend_name not in backends:
@@ -332,6 +342,7 @@ def build(
     if not paths:
         raise SpecError.at(Pos("archspec build"), "no spec given (name SPEC files or use --all)")
     overrides = parse_set(sets)
+    check_collisions(paths)
     outputs = package_files(Path(out), chosen)
     for path in paths:
         graph = compile_spec(path, overrides)
@@ -350,7 +361,7 @@ def build(
         for path in stale:
             click.echo(f"stale: {path}", err=True)
         sys.exit(1 if stale else 0)
-    written = set(write_all(outputs, force))
+    written = set(write_all(outputs, force, Path(out)))
     for output in outputs:
         if output.path in written:
             click.echo(f"wrote {output.path}")

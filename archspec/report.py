@@ -1,9 +1,14 @@
-"""Human-readable rendering of summaries (rich tables); the JSON form lives on Summary."""
+"""Human-readable rendering of summaries (rich tables); the JSON form lives on Summary.
+
+Every piece of user text (names, paths, parameter values, error messages) reaches rich
+as a `Text`, never as markup: a `[/x]` or `[link=...]` in a spec prints as written.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from archspec.analysis import Summary
 
@@ -19,7 +24,7 @@ def render_summary(summary: Summary, console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, longest + 95))
     params = ", ".join(f"{k}={v!r}" for k, v in summary.params.items())
     table = Table(
-        title=f"{summary.name}({params})",
+        title=Text(f"{summary.name}({params})"),
         caption=f"input {shape_text(summary.input_shape)}; MACs per sample: conv + linear only",
         show_footer=True,
         header_style="bold",
@@ -32,8 +37,8 @@ def render_summary(summary: Summary, console: Console | None = None) -> None:
     table.add_column("MACs", justify="right", footer=f"{summary.macs:,}")
     for layer in summary.layers:
         table.add_row(
-            layer.path,
-            layer.op,
+            Text(layer.path),
+            Text(layer.op),
             shape_text(layer.shape),
             _count(layer.trainable),
             _count(layer.bn_stats),
@@ -54,8 +59,10 @@ def render_check(report, console: Console | None = None) -> None:
     exp = report.expected
     shape = " x ".join(map(str, report.input_shape))
     table = Table(
-        title=f"{report.spec}: {report.network} {'agree' if report.ok else 'DISAGREE'}"
-        f" (input N x {shape})",
+        title=Text(
+            f"{report.spec}: {report.network} {'agree' if report.ok else 'DISAGREE'}"
+            f" (input N x {shape})"
+        ),
         caption="differences: max abs / relative to the reference's largest magnitude; "
         f"tolerance {TOLERANCE:g} relative (float32); train-mode gradients are reported, "
         f"not gated; expected {exp['trainable']:,} trainable, {exp['bn_stats']:,} BN stats, "
@@ -95,7 +102,7 @@ def render_check(report, console: Console | None = None) -> None:
             _diff(b.grad_input),
             _diff(b.grad_weights),
             _diff(b.train_grad_weights),
-            b.error or status,
+            Text(b.error or status),
         )
     console.print(table)
 

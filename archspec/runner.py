@@ -15,18 +15,28 @@ class WorkerError(RuntimeError):
     """A worker failed: its traceback is the message."""
 
 
-class Worker:
-    """A running `python -m archspec.worker` for one backend."""
+# The worker never imports from the user's folder: it starts in archspec's own private
+# temporary folder (so neither `''` nor `.` on the path is the user's folder), in safe-path
+# mode where Python has it, and finds archspec itself at the end of its path, after the
+# installed packages, so a planted `numpy.py` next to archspec's source cannot win either.
+BOOT = "import sys; sys.path.append(sys.argv.pop(2)); from archspec.worker import main; main()"
 
-    def __init__(self, backend: Backend, log: Path | None = None):
+
+class Worker:
+    """A running archspec worker (`archspec.worker`) for one backend."""
+
+    def __init__(self, backend: Backend, cwd: str, log: Path | None = None):
         self.backend = backend
         self.log = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+        safe = ["-P"] if sys.version_info >= (3, 11) else []
+        package_root = str(Path(__file__).resolve().parent.parent)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "archspec.worker", str(backend.folder)],
+            [sys.executable, *safe, "-c", BOOT, str(Path(backend.folder).resolve()), package_root],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
+            cwd=cwd,
         )
         self._reply()
 
@@ -63,7 +73,7 @@ class Workers:
 
     def __getitem__(self, backend: Backend) -> Worker:
         if backend.name not in self.workers:
-            self.workers[backend.name] = Worker(backend)
+            self.workers[backend.name] = Worker(backend, self.tmp.name)
         return self.workers[backend.name]
 
     def restart(self, backend: Backend) -> None:
