@@ -248,9 +248,9 @@ def progress(enabled: bool):
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--from", "source", required=True, help="Framework of the input checkpoint.")
-@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("src", type=click.Path())
 @click.option("--to", "target", required=True, help="Framework of the output checkpoint.")
-@click.argument("dst", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path())
 @click.option(
     "--set",
     "sets",
@@ -263,15 +263,21 @@ def convert(spec: str, source: str, src: str, target: str, dst: str, sets: tuple
     """Convert checkpoint SRC of framework --from into DST for framework --to.
 
     archspec convert SPEC --from torch IN.pt --to paddle OUT.pdparams
+
+    Nothing in SRC is ever run. A wrapper ({"state_dict": ...}) and a `module.` prefix are
+    removed, other floating-point precisions become float32; each is reported.
     """
     from archspec.convert import convert as run_convert
+    from archspec.convert import pick_framework
 
-    (src_backend,) = pick_backends(source)
-    (dst_backend,) = pick_backends(target)
+    src_backend = pick_framework(source, "--from")
+    dst_backend = pick_framework(target, "--to")
     graph = compile_spec(spec, parse_set(sets))
-    count = run_convert(graph, src_backend, Path(src), dst_backend, Path(dst))
+    result = run_convert(graph, src_backend, Path(src), dst_backend, Path(dst))
+    for note in result.notes:
+        click.echo(f"{src}: note: {note}")
     click.echo(
-        f"wrote {dst}: {count} tensors, {src_backend.spec.title} -> {dst_backend.spec.title}"
+        f"wrote {dst}: {result.count} tensors, {src_backend.spec.title} -> {dst_backend.spec.title}"
     )
 
 

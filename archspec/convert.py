@@ -1,49 +1,193 @@
 """`archspec convert`: move a checkpoint between frameworks through the spec's tensor map.
 
-The source framework reads the file (in its own worker process), archspec maps names and
-layouts through the spec (refusing a checkpoint that does not fit it, with the list of
-missing, unexpected and wrongly shaped tensors), and the target framework writes it.
-The output is written to a temporary file and renamed: a failure leaves nothing behind.
+The source framework reads the file in its own worker process, without running anything
+the file carries (PyTorch's weights-only unpickler; archspec's restricted unpickler for
+Paddle's pickles; MindSpore's protobuf read field by field). archspec finds the state dict
+in it (a training script's wrapper and DataParallel's prefix are removed, and said so),
+maps names and layouts through the spec, converts other floating-point precisions to
+float32 (said so) and refuses what does not fit: missing, unexpected, wrongly shaped or
+non-floating-point tensors. The target framework writes the result into a private folder
+of unpredictable name, created next to the destination; the file is renamed onto the
+destination, so a failure or an interrupt leaves nothing behind and no planted link is
+ever followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from archspec.backend import Backend
-from archspec.errors import Pos, SpecError
+from archspec.backend import Backend, available
+from archspec.checkpoint import file_kind, select_state, unpack
+from archspec.errors import Pos, SpecError, did_you_mean
 from archspec.ir import Graph
 from archspec.runner import WorkerError, Workers
-from archspec.tensors import from_native, to_native
+from archspec.tensors import extras, from_native, tensor_maps, to_native
+
+_ERROR = "archspec.checkpoint.CheckpointError: "
 
 
-def convert(graph: Graph, source: Backend, src: Path, target: Backend, dst: Path) -> int:
-    """Convert `src` (a `source` checkpoint) into `dst` for `target`; returns tensor count."""
-    if not src.is_file():
-        raise SpecError.at(Pos(str(src)), "checkpoint not found")
-    with Workers() as workers:
-        native = workers.path("source.npz")
-        try:
-            workers[source].call("read_checkpoint", path=str(src.resolve()), out=native)
-        except WorkerError as exc:
-            reason = str(exc).strip().splitlines()[-1]
-            raise SpecError.at(
-                Pos(str(src)), f"cannot read a {source.spec.title} checkpoint: {reason}"
-            ) from None
-        with np.load(native) as data:
-            arrays = {k: data[k] for k in data.files}
-        canonical = from_native(arrays, graph, source, str(src))
-        out = workers.path("target.npz")
-        np.savez(out, **to_native(canonical, graph, target))
+@dataclass
+class Converted:
+    """What `convert` did: how many tensors it wrote, and what it changed on the way."""
+
+    count: int
+    notes: list[str] = field(default_factory=list)
+
+
+def pick_framework(name: str, option: str) -> Backend:
+    """The one framework named by `--from` or `--to`."""
+    backends = available()
+    name = name.strip()
+    if name == "all" or "," in name:
+        raise SpecError.at(
+            Pos(option),
+            f"a checkpoint belongs to one framework, got `{name}`",
+            f"one of {', '.join(backends)}",
+        )
+    if name not in backends:
+        raise SpecError.at(Pos(option), f"unknown framework `{name}`", did_you_mean(name, backends))
+    return backends[name]
+
+
+def check_source(src: Path) -> None:
+    """The source must be a readable, non-empty regular file (a FIFO is never opened here)."""
+    try:
+        info = os.stat(src)
+    except FileNotFoundError:
+        raise SpecError.at(Pos(str(src)), "checkpoint not found") from None
+    except OSError as exc:
+        raise SpecError.at(Pos(str(src)), f"cannot read the checkpoint: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError.at(Pos(str(src)), "is a folder, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = file_kind(info.st_mode)
+        raise SpecError.at(Pos(str(src)), f"is not a regular file ({kind}), not a checkpoint")
+    if info.st_size == 0:
+        raise SpecError.at(Pos(str(src)), "the checkpoint is empty")
+    if not os.access(src, os.R_OK):
+        raise SpecError.at(Pos(str(src)), "cannot read the checkpoint: permission denied")
+
+
+def check_destination(dst: Path) -> None:
+    """The destination must be a new or regular file in a folder that can be written."""
+    where = Pos(str(dst))
+    for folder in (dst.parent, *dst.parent.parents):  # the nearest existing one
+        if folder.is_dir():
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise SpecError.at(where, f"cannot write here: folder `{folder}` is not writable")
+            break
+        if folder.exists() or folder.is_symlink():
+            raise SpecError.at(where, f"cannot write here: `{folder}` is not a folder")
+    if dst.is_dir():
+        raise SpecError.at(where, "is a folder: name the checkpoint file to write")
+    try:
+        mode = os.lstat(dst).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # a link is replaced, never followed
+        raise SpecError.at(where, f"is not a regular file ({file_kind(mode)}): not replaced")
+
+
+def convert(
+    graph: Graph,
+    source: Backend,
+    src: Path,
+    target: Backend,
+    dst: Path,
+    workers: Workers | None = None,
+) -> Converted:
+    """Convert `src` (a `source` checkpoint) into `dst` for `target`.
+
+    `workers` may be a pool to reuse (reading and writing keep no state in a worker).
+    """
+    check_source(src)
+    check_destination(dst)
+    with contextlib.ExitStack() as stack:
+        if workers is None:
+            workers = stack.enter_context(Workers())
+        tree = _read(workers, source, src)
+        maps = tensor_maps(graph, source)
+        known = {m.native for m in maps} | set(extras(graph, source))
+        state = select_state(tree, known, str(src))
+        canonical = from_native(
+            state.arrays, graph, source, str(src), dtypes=state.dtypes, notes=state.notes
+        )
+        _write(workers, target, to_native(canonical, graph, target), dst)
+    return Converted(len(canonical), state.notes)
+
+
+def _reason(exc: WorkerError) -> str:
+    lines = str(exc).strip().splitlines() or ["unknown failure"]
+    return lines[-1].removeprefix(_ERROR)
+
+
+def _failed(workers: Workers, backend: Backend) -> None:
+    """A worker that died (a framework crashing on a malformed file) is started anew."""
+    worker = workers.workers.get(backend.name)
+    if worker is not None and worker.proc.poll() is not None:
+        workers.restart(backend)
+
+
+def _read(workers: Workers, source: Backend, src: Path):
+    native = workers.path("source.npz")
+    try:
+        workers[source].call("read_checkpoint", path=os.path.abspath(src), out=native)
+    except WorkerError as exc:
+        _failed(workers, source)
+        raise SpecError.at(
+            Pos(str(src)), f"cannot read a {source.spec.title} checkpoint: {_reason(exc)}"
+        ) from None
+    with np.load(native) as data:
+        return unpack({k: data[k] for k in data.files})
+
+
+def _write(workers: Workers, target: Backend, arrays: dict, dst: Path) -> None:
+    """Write through a private folder next to `dst`, then rename: all or nothing."""
+    out = workers.path("target.npz")
+    np.savez(out, **arrays)
+    where = Pos(str(dst))
+    try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        # the suffix is kept: some frameworks append their own otherwise (.ckpt)
-        tmp = dst.with_name(f".{dst.stem}.archspec-tmp{dst.suffix}")
+        # unpredictable, created exclusively, mode 0700: nothing can be planted inside
+        private = tempfile.mkdtemp(
+            prefix=f".{dst.name[:80]}.", suffix=".archspec-tmp", dir=dst.parent
+        )
+    except OSError as exc:
+        raise SpecError.at(where, f"cannot write here: {exc.strerror}") from None
+    try:
+        # the framework sees the destination's suffix (some append their own otherwise)
+        staged = Path(private).absolute() / f"checkpoint{dst.suffix}"
         try:
-            workers[target].call("write_checkpoint", arrays=out, path=str(tmp.resolve()))
-            os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return len(canonical)
+            workers[target].call("write_checkpoint", arrays=out, path=str(staged))
+        except WorkerError as exc:
+            _failed(workers, target)
+            raise SpecError.at(
+                where, f"cannot write a {target.spec.title} checkpoint: {_reason(exc)}"
+            ) from None
+        _finish(staged)
+        try:
+            os.replace(staged, dst)
+        except OSError as exc:
+            raise SpecError.at(where, f"cannot write here: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _finish(staged: Path) -> None:
+    """Give the written file an ordinary file's mode (0666 less the umask) and flush it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    fd = os.open(staged, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fchmod(fd, 0o666 & ~umask)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -8,6 +8,7 @@ backend's table says how its framework names and lays out the same tensors (Mind
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from archspec.backend import Backend
@@ -70,15 +71,28 @@ def to_native(arrays: dict, graph: Graph, backend: Backend) -> dict:
     return out
 
 
-def from_native(arrays: dict, graph: Graph, backend: Backend, source: str) -> dict:
-    """A framework's arrays -> canonical, refusing anything that does not fit the spec."""
+def from_native(
+    arrays: dict,
+    graph: Graph,
+    backend: Backend,
+    source: str,
+    dtypes: dict[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> dict:
+    """A framework's arrays -> canonical float32, refusing anything that does not fit the spec.
+
+    Floating-point tensors of another precision (float64, float16, bfloat16: `dtypes` names
+    the framework's dtype where the array holds another) become float32, and `notes` says
+    how many; integer, boolean and complex weights are refused, as are missing, unexpected
+    and wrongly shaped tensors. Framework-only state (`extras`) is accepted and dropped.
+    """
     import numpy as np
 
     maps = tensor_maps(graph, backend)
     known = {m.native for m in maps} | set(extras(graph, backend))
     missing = [m.native for m in maps if m.native not in arrays]
     unexpected = sorted(k for k in arrays if k not in known)
-    wrong = []
+    wrong, bad_dtype, converted = [], [], Counter()
     out = {}
     for m in maps:
         if m.native not in arrays:
@@ -88,17 +102,48 @@ def from_native(arrays: dict, graph: Graph, backend: Backend, source: str) -> di
         if tuple(value.shape) != want:
             wrong.append(f"{m.native}: expected {_fmt(want)}, got {_fmt(value.shape)}")
             continue
+        origin = (dtypes or {}).get(m.native, value.dtype.name)
+        value, problem = _as_float32(value, origin)
+        if problem:
+            bad_dtype.append(f"{m.native}: {problem}")
+            continue
+        if origin != "float32":
+            converted[origin] += 1
         out[m.canonical] = np.ascontiguousarray(value.T) if m.transposed else value
-    problems = []
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+    problems = {"missing": missing, "unexpected": unexpected, "wrong shape": wrong}
+    _refuse(source, {**problems, "wrong dtype": bad_dtype})
+    if notes is not None:
+        for origin, count in sorted(converted.items()):
+            plural = "s" if count != 1 else ""
+            notes.append(f"converted {count} tensor{plural} from {origin} to float32")
+    return out
+
+
+def _as_float32(value, origin: str):
+    """(float32 array, None), or (None, why not) for integer, boolean, complex weights."""
+    import numpy as np
+
+    if value.dtype.kind != "f":
+        return None, f"expected floating point, got {origin}"
+    if value.dtype == np.float32:
+        return value, None
+    with np.errstate(over="ignore"):
+        out = value.astype(np.float32)
+    if not np.isfinite(out).all() and np.isfinite(value).all():
+        return None, f"{origin} values beyond float32's range"
+    return out, None
+
+
+def _refuse(source: str, problems: dict[str, list[str]]) -> None:
+    found = []
+    for title, items in problems.items():
         if items:
             shown = ", ".join(items[:20]) + (
                 f", ... ({len(items)} in all)" if len(items) > 20 else ""
             )
-            problems.append(f"{title}: {shown}")
-    if problems:
-        raise SpecError.at(Pos(source), "checkpoint does not fit the spec: " + "; ".join(problems))
-    return out
+            found.append(f"{title}: {shown}")
+    if found:
+        raise SpecError.at(Pos(source), "checkpoint does not fit the spec: " + "; ".join(found))
 
 
 def _fmt(shape) -> str:

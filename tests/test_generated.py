@@ -142,8 +142,9 @@ def test_hand_edited_file_is_not_overwritten_without_force(tmp_path):
     proc = archspec("build", "specs/resnet18.yaml", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr == (
-        f"{target}: error: file was edited by hand (its content no longer matches its hash); "
-        "not overwriting it, use --force to replace it\n"
+        f"{target}: error: file was not written by archspec or was edited by hand (its "
+        "content does not match its header's hash); not overwriting it, use --force to "
+        "replace it\n"
     )
     assert target.read_text() == edited  # nothing written, not even the other backends
     assert (

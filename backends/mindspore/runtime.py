@@ -7,9 +7,17 @@ MindSpore's own names.
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
+import shutil
+import tempfile
+
 import mindspore as ms
 import numpy as np
 from mindspore import nn
+
+from archspec.checkpoint import CheckpointError, Opaque, leaf, open_regular, pack
 
 ms.set_context(mode=ms.PYNATIVE_MODE)
 
@@ -81,12 +89,92 @@ def _recorder(out: dict, name: str):
 
 
 def read_checkpoint(path: str) -> dict[str, np.ndarray]:
-    """A checkpoint saved with mindspore.save_checkpoint (.ckpt)."""
-    return {name: p.asnumpy() for name, p in ms.load_checkpoint(path).items()}
+    """A checkpoint saved with mindspore.save_checkpoint (.ckpt): a protobuf, read here.
+
+    Nothing is unpickled. Unlike ms.load_checkpoint, which zero-pads a tensor whose bytes
+    are fewer than its shape needs, every tensor's byte count must match its shape. Tensors
+    split over several records (large ones) are joined; bfloat16 becomes float32, exactly.
+    """
+    from google.protobuf.message import DecodeError
+    from mindspore.train.checkpoint_pb2 import Checkpoint
+
+    with open_regular(path) as file:
+        data = file.read()
+    if data[-17:-10] == b"crc_num":  # save_checkpoint(crc_check=True) appends a checksum
+        data = data[:-17]
+    proto = Checkpoint()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, ValueError) as exc:
+        raise CheckpointError(f"not a MindSpore checkpoint: cannot parse it ({exc})") from None
+    if not proto.value:
+        raise CheckpointError("not a MindSpore checkpoint: it holds no tensors")
+    tree = {}
+    for tag, records in itertools.groupby(proto.value, key=lambda record: record.tag):
+        if tag in tree:
+            raise CheckpointError(f"`{tag}` appears twice")
+        tree[tag] = _tensor(tag, list(records))
+    return pack(tree)
+
+
+# MindSpore's tensor types; bfloat16 is read as its bits
+_TYPES = {
+    "Int8": np.int8,
+    "UInt8": np.uint8,
+    "Int16": np.int16,
+    "UInt16": np.uint16,
+    "Int32": np.int32,
+    "UInt32": np.uint32,
+    "Int64": np.int64,
+    "UInt64": np.uint64,
+    "Float16": np.float16,
+    "Float32": np.float32,
+    "Float64": np.float64,
+    "Bool": np.bool_,
+    "BFloat16": np.uint16,
+}
+
+
+def _tensor(tag: str, records: list):
+    if not all(record.HasField("tensor") for record in records):
+        return Opaque("a map parameter")
+    first = records[0].tensor
+    kind, dims = first.tensor_type, list(first.dims)
+    if any(r.tensor.tensor_type != kind or list(r.tensor.dims) != dims for r in records):
+        raise CheckpointError(f"`{tag}`: its records disagree on type or shape")
+    if kind == "str":
+        return Opaque("a string")
+    if kind not in _TYPES:
+        return Opaque(f"a tensor of {kind}")
+    data = b"".join(record.tensor.tensor_content for record in records)
+    dtype = np.dtype(_TYPES[kind])
+    shape = () if dims == [0] and len(data) == dtype.itemsize else tuple(dims)
+    if any(d < 0 for d in shape):
+        raise CheckpointError(f"`{tag}`: negative size in its shape {dims}")
+    need = math.prod(shape) * dtype.itemsize
+    if len(data) != need:
+        declared = "x".join(map(str, shape)) or "scalar"
+        raise CheckpointError(
+            f"`{tag}` declares {declared} {kind} ({need} bytes) but holds {len(data)} bytes"
+        )
+    array = np.frombuffer(data, dtype).reshape(shape)
+    if kind == "BFloat16":
+        return leaf((array.astype(np.uint32) << 16).view(np.float32), "bfloat16")
+    return leaf(array)
 
 
 def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Save a checkpoint with mindspore.save_checkpoint."""
-    ms.save_checkpoint(
-        [{"name": k, "data": ms.Tensor(np.array(v))} for k, v in arrays.items()], path
-    )
+    """Save a checkpoint with mindspore.save_checkpoint, to exactly `path`.
+
+    MindSpore appends `.ckpt` to a name without it and writes through names of its own
+    beside it (`NAME.tmp`), so it writes into a private folder and the file is moved.
+    """
+    folder = tempfile.mkdtemp(prefix=".archspec-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        staged = os.path.join(folder, "checkpoint.ckpt")
+        ms.save_checkpoint(
+            [{"name": k, "data": ms.Tensor(np.array(v))} for k, v in arrays.items()], staged
+        )
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

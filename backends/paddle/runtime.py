@@ -10,6 +10,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from archspec.checkpoint import CheckpointError, Opaque, leaf, load_pickle, open_regular, pack
+
 
 def seed(value: int) -> None:
     """Seed the framework's random generator."""
@@ -78,11 +80,62 @@ def _recorder(out: dict, name: str):
 
 
 def read_checkpoint(path: str) -> dict[str, np.ndarray]:
-    """A state dict saved with paddle.save (.pdparams)."""
-    state = paddle.load(path)
-    if not isinstance(state, dict):
-        raise ValueError("expected a state dict (a mapping of names to tensors)")
-    return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
+    """A checkpoint saved with paddle.save (.pdparams): a pickle of NumPy arrays.
+
+    Read by archspec's restricted unpickler, never by paddle.load (plain pickle: it runs
+    whatever code the file names). Returns the whole tree packed for archspec, which finds
+    the state dict in it. Paddle keeps bfloat16 tensors as their uint16 bits (it has no
+    uint16 dtype): they become float32, exactly.
+    """
+    with open_regular(path) as file:
+        state = load_pickle(file, ".pdparams")
+    return pack(_tree(state, 0))
+
+
+def _tree(obj, depth: int):
+    if isinstance(obj, np.ndarray):
+        return _leaf(obj)
+    if _is_tensor_tuple(obj):
+        return _leaf(obj[1])
+    if depth > 64:
+        return Opaque("a structure nested too deeply")
+    if isinstance(obj, dict):
+        obj = dict(obj)
+        obj.pop("StructuredToParameterName@@", None)  # paddle.save's table of internal names
+        _join_slices(obj)
+        return {k: _tree(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_tree(v, depth + 1) for v in obj]
+    return obj
+
+
+def _is_tensor_tuple(obj) -> bool:
+    """paddle.save keeps a tensor outside a state dict as (name, array)."""
+    return (
+        isinstance(obj, tuple)
+        and len(obj) == 2
+        and isinstance(obj[0], str)
+        and isinstance(obj[1], np.ndarray)
+    )
+
+
+def _join_slices(state: dict) -> None:
+    """paddle.save (protocols 2 and 3) splits arrays over 1 GB into slices: join them."""
+    info = state.pop("UnpackBigParamInfor@@", None)  # typos: disable-line
+    if info is None:
+        return
+    try:
+        for key, value in info.items():
+            parts = [state.pop(part) for part in value["slices"]]
+            state[key] = np.concatenate(parts).reshape(value["OriginShape"])
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"slices of a large tensor do not fit together ({exc})") from None
+
+
+def _leaf(array: np.ndarray):
+    if array.dtype == np.uint16:
+        return leaf((array.astype(np.uint32) << 16).view(np.float32), "bfloat16")
+    return leaf(array)
 
 
 def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:

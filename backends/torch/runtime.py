@@ -6,9 +6,13 @@ the process boundary as NumPy arrays under PyTorch's own names.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import torch
 from torch import nn
+
+from archspec.checkpoint import CheckpointError, Opaque, leaf, open_regular, pack
 
 
 def seed(value: int) -> None:
@@ -85,11 +89,60 @@ def _recorder(out: dict, name: str):
 
 
 def read_checkpoint(path: str) -> dict[str, np.ndarray]:
-    """A state dict saved with torch.save."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError("expected a state dict (a mapping of names to tensors)")
-    return {k: v.cpu().numpy() for k, v in state.items()}
+    """A checkpoint saved with torch.save, read by torch's weights-only unpickler.
+
+    Returns the whole tree (wrappers, optimizer state, epochs) packed for archspec, which
+    finds the state dict in it. Tensors are detached; bfloat16 and float8 become float32
+    (exactly), keeping their dtype's name.
+    """
+    with open_regular(path) as file:
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(_refusal(exc)) from None
+    return pack(_tree(state, 0))
+
+
+def _refusal(exc: Exception) -> str:
+    """The reason inside torch's long weights-only message, on one line."""
+    text = str(exc)
+    if "Weights only load failed" not in text:
+        return f"corrupt or truncated pickle ({(text.splitlines() or ['?'])[0]})"
+    lines = [line.strip() for line in text.splitlines()[1:]]
+    kept = [
+        line.split("WeightsUnpickler error:", 1)[-1].strip()
+        for line in lines
+        if line and not line.startswith("Check the documentation")
+    ]
+    return "refused by PyTorch's weights-only unpickler: " + " ".join(k for k in kept if k)
+
+
+def _tree(obj, depth: int):
+    if isinstance(obj, torch.Tensor):
+        return _leaf(obj)
+    if depth > 64:
+        return Opaque("a structure nested too deeply")
+    if isinstance(obj, dict):
+        return {k: _tree(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_tree(v, depth + 1) for v in obj]
+    return obj
+
+
+def _leaf(tensor: torch.Tensor):
+    name = str(tensor.dtype).removeprefix("torch.")
+    if tensor.layout != torch.strided or tensor.is_quantized:
+        return Opaque(f"a {str(tensor.layout).removeprefix('torch.')} tensor of {name}")
+    tensor = tensor.detach().cpu().resolve_conj().resolve_neg()
+    if tensor.is_floating_point() and tensor.dtype not in _NUMPY_FLOATS:
+        return leaf(tensor.float().numpy(), name)  # bfloat16, float8: exact in float32
+    try:
+        return leaf(tensor.numpy(), name)
+    except (TypeError, RuntimeError):
+        return Opaque(f"a tensor of {name}, which NumPy cannot hold")
+
+
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 
 def write_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
