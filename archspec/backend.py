@@ -15,8 +15,11 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-BACKENDS_DIR = Path(__file__).resolve().parent.parent / "backends"
-BACKENDS_ENV = "ARCHSPEC_BACKENDS"  # another backends folder (a fourth framework, a test)
+from archspec.resources import BACKENDS_DIR
+
+# more backends folders (os.pathsep-separated): a fourth framework, or a bundled backend
+# overridden by a folder of the same name
+BACKENDS_ENV = "ARCHSPEC_BACKENDS"
 NO_DEFAULT = "<none>"
 
 
@@ -114,9 +117,18 @@ class Backend:
 
 @cache
 def available() -> dict[str, Backend]:
-    """Every folder under backends/ with a backend.yaml, by name, sorted."""
+    """Every backend folder (one with a backend.yaml), by name, in `rank` order.
+
+    The bundled backends first, then each folder of ARCHSPEC_BACKENDS, a later folder
+    replacing an earlier backend of the same name.
+    """
     import os
 
-    folder = Path(os.environ.get(BACKENDS_ENV) or BACKENDS_DIR)
-    found = [Backend(p) for p in sorted(folder.iterdir()) if (p / "backend.yaml").is_file()]
-    return {b.name: b for b in sorted(found, key=lambda b: (b.spec.rank, b.name))}
+    roots = [BACKENDS_DIR]
+    roots += [Path(p) for p in os.environ.get(BACKENDS_ENV, "").split(os.pathsep) if p]
+    found: dict[str, Backend] = {}
+    for root in roots:
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            if (folder / "backend.yaml").is_file():
+                found[folder.name] = Backend(folder.resolve())
+    return dict(sorted(found.items(), key=lambda item: (item[1].spec.rank, item[0])))

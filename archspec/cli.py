@@ -21,6 +21,7 @@ from archspec.analysis import summarize
 from archspec.compiler import compile_spec
 from archspec.errors import Pos, SpecError, did_you_mean
 from archspec.report import render_summary
+from archspec.resources import SPECS_DIR
 
 EXIT_USER, EXIT_BUG = 2, 1
 
@@ -144,7 +145,6 @@ def summary(spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool)
         render_summary(result)
 
 
-SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
 
 def pick_backends(names: str | None) -> list:
@@ -324,40 +324,12 @@ def build(
     check: bool,
 ) -> None:
     """Emit framework modules for SPEC files: OUT/<backend>/<spec>.py."""
-    from archspec.backend import available
-    from archspec.build import (
-        Output,
-        check_collisions,
-        module_path,
-        package_files,
-        render,
-        write_all,
-    )
+    from archspec.api import pick, planned_outputs
+    from archspec.build import write_all
 
-    backends = available()
-    if backend_name != "all" and backend_name not in backends:
-        raise SpecError.at(
-            Pos("--backend"),
-            f"unknown backend `{backend_name}`",
-            did_you_mean(backend_name, backends),
-        )
-    chosen = (
-        list(backends.values()) if build_all or backend_name == "all" else [backends[backend_name]]
-    )
+    chosen = pick(None if build_all else backend_name)
     paths = [Path(p) for p in specs] + (sorted(SPECS_DIR.glob("*.yaml")) if build_all else [])
-    if not paths:
-        raise SpecError.at(Pos("archspec build"), "no spec given (name SPEC files or use --all)")
-    overrides = parse_set(sets)
-    check_collisions(paths)
-    outputs = package_files(Path(out), chosen)
-    for path in paths:
-        graph = compile_spec(path, overrides)
-        for backend in chosen:
-            outputs.append(
-                Output(
-                    module_path(Path(out), backend, path), render(graph, path, backend, overrides)
-                )
-            )
+    outputs = planned_outputs(paths, [b.name for b in chosen], out, parse_set(sets))
     if check:
         stale = [
             o.path

@@ -1,0 +1,5 @@
+"""`python -m archspec`: the `archspec` command."""
+
+from archspec.cli import main
+
+main()
