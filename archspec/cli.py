@@ -134,17 +134,66 @@ def validate(specs: tuple[str, ...], backend_names: str | None) -> None:
 )
 @click.option("--input", "input_", metavar="CxHxW", help="Input size, e.g. 3x256x256.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Fold the module tree below this depth: one row per block, sequence or repeat "
+    "(1: the network's direct children). Totals are unchanged.",
+)
 @handle_errors
-def summary(spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool) -> None:
+def summary(
+    spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool, depth: int | None
+) -> None:
     """Print per-layer shapes, parameters, BN statistics and MACs of SPEC, and totals."""
     graph = compile_spec(spec, parse_set(sets), parse_input(input_))
-    result = summarize(graph)
+    result = summarize(graph, depth)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         render_summary(result)
 
 
+@main.command("graph")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write FILE.dot (or .gv), FILE.svg or FILE.png (those two need Graphviz's `dot`); "
+    "default: DOT on standard output.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Expand the module tree down to this depth; deeper blocks, sequences and repeats "
+    "are one box each (1: the network's direct children). Default: every op.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a network parameter (repeatable).",
+)
+@click.option("--input", "input_", metavar="CxHxW", help="Input size, e.g. 3x256x256.")
+@handle_errors
+def draw(
+    spec: str, output: str | None, depth: int | None, sets: tuple[str, ...], input_: str | None
+) -> None:
+    """Draw the layer graph of SPEC: boxes for ops and blocks, output shapes on the edges."""
+    from archspec.graph import find_dot, output_format, to_dot, write_graph
+
+    target = None if output in (None, "-") else Path(output)
+    if target is not None and output_format(target) != "dot":
+        find_dot()  # a missing Graphviz is reported before any work
+    text = to_dot(compile_spec(spec, parse_set(sets), parse_input(input_)), depth)
+    if target is None:
+        click.echo(text, nl=False)
+    else:
+        write_graph(text, target)
+        click.echo(f"wrote {output}")
 
 
 def pick_backends(names: str | None) -> list:
@@ -264,8 +313,10 @@ def convert(spec: str, source: str, src: str, target: str, dst: str, sets: tuple
 
     archspec convert SPEC --from torch IN.pt --to paddle OUT.pdparams
 
-    Nothing in SRC is ever run. A wrapper ({"state_dict": ...}) and a `module.` prefix are
-    removed, other floating-point precisions become float32; each is reported.
+    The suffix chooses the format: .safetensors (holding the framework's names and layouts,
+    read and written without pickle or a framework) or the framework's own (.pt, .pdparams,
+    .ckpt). Nothing in SRC is ever run. A wrapper ({"state_dict": ...}) and a `module.`
+    prefix are removed, other floating-point precisions become float32; each is reported.
     """
     from archspec.convert import convert as run_convert
     from archspec.convert import pick_framework
@@ -345,6 +396,15 @@ def build(
             click.echo(f"wrote {output.path}")
         elif output.path.name != "__init__.py":
             click.echo(f"up to date: {output.path}")
+
+
+@main.command()
+@handle_errors
+def schema() -> None:
+    """Print the JSON Schema of the spec language (for editors: see the README)."""
+    from archspec.schema import spec_schema
+
+    click.echo(json.dumps(spec_schema(), indent=2))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class Attr:
     kind: str
     default: Any = None
     required: bool = False
+    doc: str = ""  # for the JSON Schema (`archspec schema`) and editors
 
 
 def _int(value: Any, low: int) -> int:
@@ -147,13 +148,13 @@ class Conv2d(Op):
 
     name = "conv2d"
     attrs = {
-        "out": Attr("int+", required=True),
-        "kernel": Attr("pair+", required=True),
-        "stride": Attr("pair+", 1),
-        "padding": Attr("pair0", 0),
-        "dilation": Attr("pair+", 1),
-        "groups": Attr("int+", 1),
-        "bias": Attr("bool", True),
+        "out": Attr("int+", required=True, doc="Output channels."),
+        "kernel": Attr("pair+", required=True, doc="Kernel size: k or [kh, kw]."),
+        "stride": Attr("pair+", 1, doc="Stride: s or [sh, sw]."),
+        "padding": Attr("pair0", 0, doc="Zero padding on each side: p or [ph, pw]."),
+        "dilation": Attr("pair+", 1, doc="Dilation: d or [dh, dw]."),
+        "groups": Attr("int+", 1, doc="Groups (in_channels for a depthwise convolution)."),
+        "bias": Attr("bool", True, doc="Whether the convolution has a bias."),
     }
     tensors = ("weight", "bias")
 
@@ -192,7 +193,12 @@ class BatchNorm2d(Op):
     """Batch norm over channels; momentum in PyTorch's convention."""
 
     name = "batchnorm2d"
-    attrs = {"eps": Attr("float", 1e-5), "momentum": Attr("prob", 0.1)}
+    attrs = {
+        "eps": Attr("float", 1e-5, doc="Added to the variance."),
+        "momentum": Attr(
+            "prob", 0.1, doc="Weight of the new batch in the running statistics (PyTorch's)."
+        ),
+    }
     tensors = ("weight", "bias")
 
     def shape(self, ins, a):
@@ -209,7 +215,10 @@ class Linear(Op):
     """Fully connected layer on the last dimension."""
 
     name = "linear"
-    attrs = {"out": Attr("int+", required=True), "bias": Attr("bool", True)}
+    attrs = {
+        "out": Attr("int+", required=True, doc="Output features."),
+        "bias": Attr("bool", True, doc="Whether the layer has a bias."),
+    }
     tensors = ("weight", "bias")
 
     def shape(self, ins, a):
@@ -231,7 +240,9 @@ class Activation(Op):
     """`op: activation, fn: <expr>` picks one of ACTIVATIONS by value."""
 
     name = "activation"
-    attrs = {"fn": Attr("activation", required=True)}
+    attrs = {
+        "fn": Attr("activation", required=True, doc="The activation's name, an expression."),
+    }
 
 
 class Elementwise(Op):
@@ -245,10 +256,10 @@ class Pool2d(Op):
     """Max or average pooling; stride defaults to the kernel."""
 
     attrs = {
-        "kernel": Attr("pair+", required=True),
-        "stride": Attr("pair?", None),
-        "padding": Attr("pair0", 0),
-        "ceil_mode": Attr("bool", False),
+        "kernel": Attr("pair+", required=True, doc="Window size: k or [kh, kw]."),
+        "stride": Attr("pair?", None, doc="Stride (default: the kernel size)."),
+        "padding": Attr("pair0", 0, doc="Padding on each side."),
+        "ceil_mode": Attr("bool", False, doc="Round the output size up, as PyTorch does."),
     }
 
     def __init__(self, name: str, extra: dict[str, Attr]):
@@ -284,7 +295,7 @@ class AdaptiveAvgPool2d(Op):
     """Average pooling to a fixed output size."""
 
     name = "adaptive_avg_pool2d"
-    attrs = {"output": Attr("pair+", required=True)}
+    attrs = {"output": Attr("pair+", required=True, doc="Output size: s or [h, w].")}
 
     def shape(self, ins, a):
         return (_image(ins[0], self.name)[0], *a["output"])
@@ -303,7 +314,7 @@ class Dropout(Op):
     """Dropout with probability `p` of zeroing (identity in eval)."""
 
     name = "dropout"
-    attrs = {"p": Attr("prob", 0.5)}
+    attrs = {"p": Attr("prob", 0.5, doc="Probability of zeroing an element.")}
 
 
 class Add(Op):
@@ -370,8 +381,11 @@ OPS: dict[str, Op] = {
         Add(),
         Multiply(),
         Concat(),
-        Pool2d("max_pool2d", {"dilation": Attr("pair+", 1)}),
-        Pool2d("avg_pool2d", {"count_include_pad": Attr("bool", True)}),
+        Pool2d("max_pool2d", {"dilation": Attr("pair+", 1, doc="Dilation of the window.")}),
+        Pool2d(
+            "avg_pool2d",
+            {"count_include_pad": Attr("bool", True, doc="Count the padding in the average.")},
+        ),
         *(Elementwise(name) for name in ACTIVATIONS),
     ]
 }

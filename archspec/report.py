@@ -19,18 +19,21 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def render_summary(summary: Summary, console: Console | None = None) -> None:
-    """Print a torchinfo-style table: one row per op, then totals."""
+    """Print a torchinfo-style table: one row per op (or per folded block), then totals."""
     longest = max((len(layer.path) for layer in summary.layers), default=10)
     console = console or Console(width=max(Console().width, longest + 95))
     params = ", ".join(f"{k}={v!r}" for k, v in summary.params.items())
+    caption = f"input {shape_text(summary.input_shape)}; MACs per sample: conv + linear only"
+    if summary.depth is not None:
+        caption += f"; folded at depth {summary.depth}: one row per block, seq or repeat"
     table = Table(
         title=Text(f"{summary.name}({params})"),
-        caption=f"input {shape_text(summary.input_shape)}; MACs per sample: conv + linear only",
+        caption=caption,
         show_footer=True,
         header_style="bold",
     )
     table.add_column("Layer", footer="Total", no_wrap=True)
-    table.add_column("Op", no_wrap=True)
+    table.add_column("Op" if summary.depth is None else "Op / block", no_wrap=True)
     table.add_column("Output", footer=shape_text(summary.output_shape), no_wrap=True)
     table.add_column("Trainable", justify="right", footer=f"{summary.trainable:,}")
     table.add_column("BN stats", justify="right", footer=f"{summary.bn_stats:,}")
