@@ -55,10 +55,14 @@ def summary(
     spec: PathLike | Graph,
     overrides: Mapping[str, Any] | None = None,
     input_shape: tuple[int, ...] | None = None,
+    depth: int | None = None,
 ) -> Summary:
-    """Per-layer and total parameters, BN statistics and MACs of a spec (or a bound graph)."""
+    """Per-layer and total parameters, BN statistics and MACs of a spec (or a bound graph).
+
+    `depth` folds the module tree below that depth into one row per block (as torchinfo).
+    """
     graph = spec if isinstance(spec, Graph) else compile_spec(spec, overrides, input_shape)
-    return summarize(graph)
+    return summarize(graph, depth)
 
 
 def emit_module(graph: Graph, backend: str, overrides: Mapping[str, Any] | None = None) -> str:

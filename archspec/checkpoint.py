@@ -7,8 +7,11 @@ lists, tensors (`Leaf`: an array and the framework's dtype name), plain values a
 `Opaque` things, which `pack` flattens into the arrays of the .npz that crosses the process
 boundary. archspec `unpack`s the tree and `select_state` finds the state dict in it: under
 a training script's wrapper (`state_dict`, `model`, ...), without DataParallel's `module.`
-prefix, with training state (epochs, optimizer moments) set aside and said so. Nothing
-here names a framework.
+prefix, with training state (epochs, optimizer moments) set aside and said so.
+
+A .safetensors file (a JSON header and raw little-endian bytes: nothing to unpickle) needs
+no framework: archspec reads and writes it itself (`read_safetensors`, `write_safetensors`),
+with any framework's names and layouts in it. Nothing here names a framework.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import pickle
 import stat
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -434,3 +438,124 @@ def _optimizer_slots(entries: dict, expected: set[str]) -> set[str]:
         mirrors = isinstance(value, Leaf) and rest in expected and head not in modules
         heads[head] = heads.get(head, True) and mirrors
     return {head for head, mirrors in heads.items() if mirrors}
+
+
+# -- safetensors: a JSON header and raw bytes, read and written without a framework ---------
+
+SAFETENSORS = ".safetensors"
+MAX_HEADER = 100_000_000  # bytes of JSON header; safetensors' own limit too
+
+# safetensors dtypes NumPy holds as they are (little-endian, as the format stores them)
+_ST_NUMPY = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+    "C64": "<c8",
+}
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """Whether a checkpoint's name says safetensors (`.safetensors`, any case)."""
+    return Path(path).suffix.lower() == SAFETENSORS
+
+
+def read_safetensors(path: str) -> tuple[dict[str, Leaf | Opaque], dict[str, str]]:
+    """A .safetensors file: its tensors by name (Leafs, or Opaques for dtypes NumPy cannot
+    hold) and its metadata (`__metadata__`, text only).
+
+    Nothing is unpickled or run. The header is at most `MAX_HEADER` bytes; safetensors
+    checks that it is JSON, that every tensor's offsets lie inside the file, cover it
+    without gaps or overlaps and fit its shape and dtype. A name given twice is refused
+    (JSON readers disagree on which one wins). bfloat16 and float8 become float32, exactly,
+    keeping their dtype's name.
+    """
+    from safetensors import SafetensorError, deserialize
+
+    with open_regular(path) as file:
+        data = file.read()
+    _check_header_length(data)
+    try:
+        views = deserialize(data)
+    except SafetensorError as exc:
+        _refuse(data, str(exc).strip().removeprefix("Error while deserializing: "))
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")], object_pairs_hook=_once)
+    del data
+    metadata = header.get("__metadata__") or {}
+    return {name: _st_leaf(view) for name, view in views}, metadata
+
+
+def _check_header_length(data: bytes) -> None:
+    """The first 8 bytes give the header's length: refuse what cannot be one."""
+    if len(data) < 8:
+        _refuse(data, f"{len(data)} bytes, too short for a header length")
+    size = int.from_bytes(data[:8], "little")
+    if size > MAX_HEADER:
+        _refuse(data, f"its header length ({size} bytes) is over the {MAX_HEADER}-byte limit")
+    if 8 + size > len(data):
+        _refuse(
+            data,
+            f"its header length ({size} bytes) runs past the end of the file ({len(data)} bytes)",
+        )
+
+
+def _refuse(data: bytes, detail: str) -> NoReturn:
+    """Refuse a file that is not safetensors, saying what it is where that is plain."""
+    if data[:4] == b"PK\x03\x04":
+        detail = "it is a zip archive"
+    elif data[:1] == b"\x80" and data[-1:] == b".":
+        detail = "it is a pickle"
+    raise CheckpointError(f"not a safetensors file: {detail}")
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose names are all different."""
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise CheckpointError(f"not a safetensors file: `{name}` appears twice in its header")
+        seen.add(name)
+    return dict(pairs)
+
+
+def _st_leaf(view: dict) -> Leaf | Opaque:
+    kind, shape, data = view["dtype"], tuple(view["shape"]), view["data"]
+    if kind in _ST_NUMPY:
+        return leaf(np.frombuffer(data, _ST_NUMPY[kind]).reshape(shape))
+    if kind == "BF16":
+        bits = np.frombuffer(data, "<u2").astype(np.uint32)
+        return Leaf((bits << 16).view(np.float32).reshape(shape), "bfloat16")
+    bits = np.frombuffer(data, np.uint8)
+    if kind == "F8_E5M2":  # the top byte of a float16
+        halves = (bits.astype(np.uint16) << 8).view(np.float16)
+        return Leaf(halves.astype(np.float32).reshape(shape), "float8_e5m2")
+    if kind == "F8_E4M3":  # no infinities; 0x7f and 0xff are NaN
+        return Leaf(_e4m3fn()[bits].reshape(shape), "float8_e4m3fn")
+    return Opaque(f"a tensor of {kind}")
+
+
+def _e4m3fn() -> np.ndarray:
+    """The 256 values of float8 e4m3fn, as float32."""
+    bits = np.arange(256, dtype=np.uint8)
+    exp = ((bits >> 3) & 0xF).astype(np.int32)
+    man = (bits & 7).astype(np.float64)
+    value = np.where(exp == 0, man / 8 * 2.0**-6, (1 + man / 8) * np.exp2(exp - 7))
+    value = np.where(bits & 0x80, -value, value)
+    return np.where((bits & 0x7F) == 0x7F, np.nan, value).astype(np.float32)
+
+
+def write_safetensors(path: str, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write arrays (each framework's names and layouts, as given) to a .safetensors file."""
+    from safetensors.numpy import save_file
+
+    # not np.ascontiguousarray: NumPy 1 makes a scalar (num_batches_tracked) one-dimensional
+    dense = {k: np.require(v, requirements="C") for k, v in arrays.items()}
+    save_file(dense, path, metadata=metadata)

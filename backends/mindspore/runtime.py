@@ -19,6 +19,10 @@ from mindspore import nn
 
 from archspec.checkpoint import CheckpointError, Opaque, leaf, open_regular, pack
 
+# what a .safetensors file of MindSpore names records as `format`; archspec reads and
+# writes .safetensors itself and parses this line, never imports it
+SAFETENSORS_FORMAT = "mindspore"
+
 ms.set_context(mode=ms.PYNATIVE_MODE)
 
 

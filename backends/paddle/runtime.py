@@ -12,6 +12,10 @@ from paddle import nn
 
 from archspec.checkpoint import CheckpointError, Opaque, leaf, load_pickle, open_regular, pack
 
+# what a .safetensors file of Paddle names and layouts records as `format`; archspec reads
+# and writes .safetensors itself and parses this line, never imports it
+SAFETENSORS_FORMAT = "paddle"
+
 
 def seed(value: int) -> None:
     """Seed the framework's random generator."""

@@ -14,6 +14,10 @@ from torch import nn
 
 from archspec.checkpoint import CheckpointError, Opaque, leaf, open_regular, pack
 
+# what a .safetensors file of PyTorch names records as `format` (Hugging Face writes "pt");
+# archspec reads and writes .safetensors itself and parses this line, never imports it
+SAFETENSORS_FORMAT = "pt"
+
 
 def seed(value: int) -> None:
     """Seed the framework's random generator."""
