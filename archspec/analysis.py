@@ -30,8 +30,8 @@ class Layer:
 class Row(Layer):
     """One row of a folded summary: an op, or a block, sequence or repeat with its totals.
 
-    `op` is the op's name, the block's name (`Bottleneck`), `seq`, or a repeat's
-    `Bottleneck x3`; `kind` is the module kind and `ops` the number of ops folded.
+    `op` is the op's name, the block's name (`MyBlock`), `seq`, or a repeat's
+    `MyBlock x3`; `kind` is the module kind and `ops` the number of ops folded.
     """
 
     kind: str
@@ -128,7 +128,7 @@ def module_nodes(module: Module) -> list[Node]:
 
 
 def unit_label(module: Module) -> str:
-    """What a unit is: its op, its block's name, `seq`, or `Bottleneck x3` for a repeat."""
+    """What a unit is: its op, its block's name, `seq`, or `MyBlock x3` for a repeat."""
     if module.kind == "op":
         return module.name
     if module.kind != "repeat":

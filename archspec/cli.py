@@ -28,30 +28,44 @@ EXIT_USER, EXIT_BUG = 2, 1
 
 def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
     """`--set k=v` values, read as YAML scalars (3, 0.75, true, relu, [1, 2])."""
+    from archspec.errors import LimitError, shorten
     from archspec.load import parse_scalar
 
     values: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise SpecError.at(Pos("--set"), f"expected NAME=VALUE, got `{item}`")
+            raise SpecError.at(Pos("--set"), f"expected NAME=VALUE, got `{shorten(item)}`")
         try:
             value = parse_scalar(raw, "--set")
+        except LimitError as exc:  # a value beyond a limit: say which one
+            reason = exc.diagnostics[0].message
+            raise SpecError.at(Pos("--set"), f"`{shorten(key.strip())}`: {reason}") from None
         except SpecError:
             value = None
         if value is None or isinstance(value, dict):
-            raise SpecError.at(Pos("--set"), f"`{item}`: expected a number, boolean, name or list")
+            raise SpecError.at(
+                Pos("--set"), f"`{shorten(item)}`: expected a number, boolean, name or list"
+            )
         values[key.strip()] = value
     return values
 
 
 def parse_input(text: str | None) -> tuple[int, ...] | None:
-    """`--input 3x224x224` as a (C, H, W) tuple of positive integers."""
+    """`--input 3x224x224` as a (C, H, W) tuple of positive integers below 10^15."""
+    from archspec.errors import shorten
+
     if text is None:
         return None
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
-        raise SpecError.at(Pos("--input"), f"expected CxHxW with positive integers, got `{text}`")
+    # at most 15 digits: Python refuses to convert more than 4,300, and no size needs 16
+    if len(parts) != 3 or not all(
+        p.isascii() and p.isdigit() and len(p) <= 15 and int(p) > 0 for p in parts
+    ):
+        raise SpecError.at(
+            Pos("--input"),
+            f"expected CxHxW with positive integers, got `{shorten(text)}`",
+        )
     return tuple(int(p) for p in parts)
 
 

@@ -11,15 +11,21 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.errors import Pos
+from archspec.errors import Pos, did_you_mean, quote, shorten
 
 MAX_INT = 10**15  # no channel, size or count in a real network comes close
-MAX_LIST = 10_000
-MAX_DEPTH = 64
+MAX_LIST = 10_000  # items of a value, those of nested lists included
+MAX_DEPTH = 64  # expressions (and spec functions calling each other) nested in each other
+MAX_SOURCE = 2_000  # characters of one expression
+MAX_SOURCES = 100_000  # characters of all the expressions of a spec (their trees take memory)
+MAX_STEPS = 500_000  # evaluation steps of a whole compile (a 152-layer network takes 2,530)
+MAX_ROUND = 64  # round(x, n): |n| at most this
 
 
 class ExprError(Exception):
@@ -31,6 +37,10 @@ class ExprError(Exception):
         self.hint = hint
 
 
+class BudgetError(ExprError):
+    """The compile spent its whole evaluation budget: nothing more can be evaluated."""
+
+
 def _ceil(x):
     return math.ceil(x)
 
@@ -39,17 +49,35 @@ def _floor(x):
     return math.floor(x)
 
 
+def _round(x, ndigits=None):
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND:  # 10 ** n would be computed
+        raise ValueError(f"the number of digits must be within -{MAX_ROUND}..{MAX_ROUND}")
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
+def _sum(items, start=0):
+    """sum(); lists are joined in linear time (Python's own sum is quadratic on lists)."""
+    if not isinstance(start, list) or not isinstance(items, list):
+        return sum(items, start)
+    out = list(start)
+    for item in items:
+        if not isinstance(item, list):
+            raise TypeError(f"can only add lists to a list, not {_kind(item)}")
+        out.extend(item)
+    return out
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "ceil": _ceil,
     "floor": _floor,
     "min": min,
     "max": max,
     "abs": abs,
-    "round": round,
+    "round": _round,
     "int": int,
     "float": float,
     "len": len,
-    "sum": sum,
+    "sum": _sum,
 }
 CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None}
 
@@ -126,7 +154,7 @@ class Expr:
         """The value if the expression is a literal, else raise ExprError."""
         if isinstance(self.tree, ast.Constant):
             return self.tree.value
-        raise ExprError(f"expected a literal value, got `{self.source}`")
+        raise ExprError(f"expected a literal value, got `{shorten(self.source)}`")
 
     @property
     def is_constant(self) -> bool:
@@ -155,44 +183,90 @@ def parse(value: Any) -> Expr:
     return _parse_source(value)
 
 
+_SOURCES: ContextVar[list[int] | None] = ContextVar("archspec_sources", default=None)
+
+
+@contextmanager
+def source_budget(limit: int | None = None) -> Iterator[list[int]]:
+    """Bound the characters of the expressions parsed in this block (one spec) to `limit`.
+
+    The budget is `[what is left, limit]`; past it, `parse` raises once and then
+    returns `none` for every expression, so a spec of a million expressions costs nothing
+    more to refuse.
+    """
+    limit = MAX_SOURCES if limit is None else limit
+    budget = [limit, limit]  # what is left, and the limit
+    token = _SOURCES.set(budget)
+    try:
+        yield budget
+    finally:
+        _SOURCES.reset(token)
+
+
 def _parse_source(source: str) -> Expr:
-    if len(source) > 2000:
-        raise ExprError("expression longer than 2000 characters")
+    if len(source) > MAX_SOURCE:
+        raise ExprError(f"expression longer than {MAX_SOURCE} characters")
+    if _over_budget(source):
+        return parse(None)
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"invalid expression `{source}`: {exc.msg}") from None
+        raise ExprError(f"invalid expression `{shorten(source)}`: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):  # nesting Python's parser cannot take
+        raise ExprError(f"expression nested too deeply: `{shorten(source)}`") from None
     names: set[str] = set()
     calls: set[str] = set()
-    for node in ast.walk(tree):
+    pending = [(tree, 0)]  # a walk that knows each node's depth
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:  # deeper trees could not be evaluated, nor written as Python
+            raise ExprError(
+                f"expression nested more than {MAX_DEPTH} levels deep: `{shorten(source)}`"
+            )
         _check_node(node, source)
         if isinstance(node, ast.Name):
             names.add(node.id)
         if isinstance(node, ast.Call):
             calls.add(node.func.id)  # _check_node made sure it is a plain name
+        pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return Expr(source, tree.body, frozenset(names - calls), frozenset(calls))
+
+
+def _over_budget(source: str) -> bool:
+    """Spend `source`'s length from the spec's budget: raise once, then True (not parsed)."""
+    budget = _SOURCES.get()
+    if budget is None:
+        return False
+    left = budget[0]
+    budget[0] -= len(source)
+    if budget[0] >= 0:
+        return False
+    if left < 0:  # reported already
+        return True
+    raise ExprError(f"expressions too long: more than {budget[1]:,} characters in all")
 
 
 def _check_node(node: ast.AST, source: str) -> None:
     if type(node) in _REFUSED:
         raise ExprError(
-            f"{_REFUSED[type(node)]} is not part of the expression language: `{source}`"
+            f"{_REFUSED[type(node)]} is not part of the expression language: `{shorten(source)}`"
         )
     if not isinstance(node, _ALLOWED):
         raise ExprError(
-            f"`{source}` uses syntax outside the expression language ({type(node).__name__})"
+            f"`{shorten(source)}` uses syntax outside the expression language "
+            f"({type(node).__name__})"
         )
     if isinstance(node, ast.Name) and node.id.startswith("_"):
-        raise ExprError(f"names starting with an underscore are not allowed: `{node.id}`")
+        raise ExprError(f"names starting with an underscore are not allowed: `{shorten(node.id)}`")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
-            raise ExprError(f"only named functions can be called: `{source}`")
+            raise ExprError(f"only named functions can be called: `{shorten(source)}`")
         if node.keywords:
-            raise ExprError(f"keyword arguments are not supported: `{source}`")
+            raise ExprError(f"keyword arguments are not supported: `{shorten(source)}`")
     if isinstance(node, ast.Constant) and not isinstance(
         node.value, (int, float, str, bool, type(None))
     ):
-        raise ExprError(f"unsupported literal in `{source}`")
+        raise ExprError(f"unsupported literal in `{shorten(source)}`")
 
 
 @dataclass(frozen=True)
@@ -205,20 +279,57 @@ class Function:
 
 
 class Evaluator:
-    """Evaluates expressions against a scope of names; bounded and side-effect free."""
+    """Evaluates expressions against a scope of names; bounded and side-effect free.
 
-    def __init__(self, functions: Mapping[str, Function] | None = None):
+    One evaluator serves a whole compile, and its budget of `max_steps` is for all of it:
+    each expression node evaluated costs a step, and work on lists (joining, repeating,
+    comparing, summing) costs a step per item it touches. Every value stays below
+    MAX_LIST items, nested lists' items included, and MAX_DEPTH levels of nesting.
+    """
+
+    def __init__(self, functions: Mapping[str, Function] | None = None, max_steps=None):
         self.functions = dict(functions or {})
+        self.max_steps = MAX_STEPS if max_steps is None else max_steps
+        self.steps = 0
 
     def eval(self, expr: Expr, scope: Mapping[str, Any]) -> Any:
         """Evaluate `expr` with the names of `scope` bound."""
         return self._eval(expr.tree, scope, 0)
 
+    def charge(self, steps: int) -> None:
+        """Spend `steps` of the budget; BudgetError once it is spent."""
+        self.steps += steps
+        if self.steps > self.max_steps:
+            raise BudgetError(
+                f"expression too costly: more than {self.max_steps:,} evaluation steps in all"
+            )
+
+    def size(self, value: Any) -> int:
+        """Items of a value, nested lists' included: charged, and bounded."""
+        if not isinstance(value, list):
+            if isinstance(value, str):
+                self.charge(len(value) // 64)
+            return 0
+        items, depth = _measure(value)
+        self.charge(items)
+        if items > MAX_LIST:
+            if len(value) > MAX_LIST:
+                raise ExprError(f"list longer than {MAX_LIST} items")
+            raise ExprError(f"list of more than {MAX_LIST} items in all (nested lists counted)")
+        if depth > MAX_DEPTH:
+            raise ExprError(f"lists nested more than {MAX_DEPTH} levels deep")
+        return items
+
     def _eval(self, node: ast.expr, scope: Mapping[str, Any], depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise ExprError("expression nested too deeply (recursive function?)")
-        method = getattr(self, "_eval_" + type(node).__name__)
-        return _bounded(method(node, scope, depth + 1))
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.charge(0)
+        value = _METHODS[type(node)](self, node, scope, depth + 1)
+        if type(value) is int and -MAX_INT <= value <= MAX_INT:
+            return value  # the common case, without a call
+        return _bounded(value)
 
     def _eval_Constant(self, node: ast.Constant, scope, depth):
         return node.value
@@ -228,17 +339,41 @@ class Evaluator:
             return scope[node.id]
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
-        raise ExprError(f"undefined name `{node.id}`", _hint(node.id, scope))
+        raise ExprError(f"undefined name `{shorten(node.id)}`", did_you_mean(node.id, scope))
 
     def _eval_List(self, node: ast.List, scope, depth):
-        return [self._eval(e, scope, depth) for e in node.elts]
+        values = [self._eval(e, scope, depth) for e in node.elts]
+        self.size(values)
+        return values
 
     _eval_Tuple = _eval_List
 
     def _eval_BinOp(self, node: ast.BinOp, scope, depth):
         left = self._eval(node.left, scope, depth)
         right = self._eval(node.right, scope, depth)
+        if isinstance(left, list) or isinstance(right, list):
+            return self._list_op(type(node.op), left, right)
         return _binop(type(node.op), left, right)
+
+    def _list_op(self, op: type, left: Any, right: Any) -> Any:
+        """`list + list` and `list * int`, sized before they are built."""
+        if op is ast.Add and isinstance(left, list) and isinstance(right, list):
+            if self.size(left) + self.size(right) > MAX_LIST:
+                raise ExprError(f"list of more than {MAX_LIST} items in all (nested lists counted)")
+            return left + right
+        if op is ast.Mult and isinstance(left, list) != isinstance(right, list):
+            items, count = (left, right) if isinstance(left, list) else (right, left)
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise ExprError(
+                    f"a list can only be repeated an integer number of times, not {_kind(count)}"
+                )
+            if count > 0 and len(items) * count > MAX_LIST:
+                raise ExprError(f"list longer than {MAX_LIST} items")
+            if count > 0 and self.size(items) * count > MAX_LIST:
+                raise ExprError(f"list of more than {MAX_LIST} items in all (nested lists counted)")
+            self.charge(len(items) * max(count, 0))
+            return items * max(count, 0)
+        return _binop(op, left, right)
 
     def _eval_UnaryOp(self, node: ast.UnaryOp, scope, depth):
         value = self._eval(node.operand, scope, depth)
@@ -259,6 +394,8 @@ class Evaluator:
         left = self._eval(node.left, scope, depth)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self._eval(comparator, scope, depth)
+            self.size(left)  # comparing lists (or long strings) touches every item
+            self.size(right)
             try:
                 ok = _COMPARE[type(op)](left, right)
             except TypeError:
@@ -287,24 +424,50 @@ class Evaluator:
         name = node.func.id
         args = [self._eval(a, scope, depth) for a in node.args]
         if name in self.functions:
-            fn = self.functions[name]
-            if len(args) != len(fn.args):
-                raise ExprError(f"{name}() takes {len(fn.args)} argument(s), got {len(args)}")
-            try:
-                return self._eval(fn.body.tree, dict(zip(fn.args, args, strict=True)), depth)
-            except ExprError as exc:
-                if exc.message.startswith("in function"):
-                    raise
-                raise ExprError(f"in function `{name}`: {exc.message}", exc.hint) from None
+            return self._call_function(self.functions[name], args, depth)
         if name in BUILTINS:
+            if name in ("sum", "min", "max"):
+                for arg in args:
+                    self.size(arg)
             return _call_builtin(name, args)
-        raise ExprError(f"unknown function `{name}`", _hint(name, [*BUILTINS, *self.functions]))
+        raise ExprError(
+            f"unknown function `{shorten(name)}`", did_you_mean(name, BUILTINS, self.functions)
+        )
+
+    def _call_function(self, fn: Function, args: list[Any], depth: int) -> Any:
+        if len(args) != len(fn.args):
+            raise ExprError(
+                f"{shorten(fn.name)}() takes {len(fn.args)} argument(s), got {len(args)}"
+            )
+        try:
+            return self._eval(fn.body.tree, dict(zip(fn.args, args, strict=True)), depth)
+        except BudgetError:
+            raise
+        except ExprError as exc:
+            if exc.message.startswith("in function"):
+                raise
+            raise ExprError(f"in function `{shorten(fn.name)}`: {exc.message}", exc.hint) from None
 
 
-def _hint(name: str, choices) -> str | None:
-    from archspec.errors import did_you_mean
+_METHODS = {
+    getattr(ast, name[len("_eval_") :]): method
+    for name, method in vars(Evaluator).items()
+    if name.startswith("_eval_")
+}
 
-    return did_you_mean(name, [c for c in choices if not c.startswith("_")])
+
+def _measure(value: list) -> tuple[int, int]:
+    """Items of a list, nested lists' included, and how deep it nests; stops past MAX_LIST."""
+    items, deepest = 0, 0
+    pending = [(value, 1)]
+    while pending:
+        current, level = pending.pop()
+        items += len(current)
+        deepest = max(deepest, level)
+        if items > MAX_LIST or deepest > MAX_DEPTH:
+            break
+        pending.extend((v, level + 1) for v in current if isinstance(v, list))
+    return items, deepest
 
 
 def _kind(value: Any) -> str:
@@ -327,17 +490,6 @@ def _need_number(value: Any, what: str) -> None:
 
 
 def _binop(op: type, left: Any, right: Any) -> Any:
-    if op is ast.Add and isinstance(left, list) and isinstance(right, list):
-        return left + right
-    if op is ast.Mult and isinstance(left, list) != isinstance(right, list):
-        items, count = (left, right) if isinstance(left, list) else (right, left)
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise ExprError(
-                f"a list can only be repeated an integer number of times, not {_kind(count)}"
-            )
-        if count * len(items) > MAX_LIST:
-            raise ExprError(f"list longer than {MAX_LIST} items")
-        return items * max(count, 0)
     _need_number(left, "arithmetic")
     _need_number(right, "arithmetic")
     if op in (ast.Div, ast.FloorDiv, ast.Mod) and right == 0:
@@ -356,12 +508,12 @@ def _call_builtin(name: str, args: list[Any]) -> Any:
             return BUILTINS[name](args[0])
         return BUILTINS[name](*args)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ExprError(f"{name}(): {exc}") from None
+        raise ExprError(f"{name}(): {shorten(str(exc), 120)}") from None
 
 
 def _bounded(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise ExprError(f"value {value} is out of range (more than {MAX_INT:.0e})")
+        raise ExprError(f"value {quote(value)} is out of range (more than {MAX_INT:.0e})")
     if isinstance(value, complex):
         raise ExprError("the result is not a real number")
     if isinstance(value, float) and not math.isfinite(value):

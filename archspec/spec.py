@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from archspec.errors import Diagnostic, Pos, SpecError
-from archspec.expr import Expr, ExprError, parse
+from archspec.errors import Diagnostic, Pos, SpecError, quote, shorten
+from archspec.expr import Expr, ExprError, parse, source_budget
 from archspec.load import Document
 
 RESERVED = frozenset(
@@ -92,9 +92,9 @@ def _expr(value: Any) -> Expr:
 
 def _check_identifier(name: str, what: str) -> str:
     if not name.isidentifier() or not name.isascii():
-        raise ValueError(f"{what} `{name}` is not a valid identifier")
+        raise ValueError(f"{what} `{shorten(name)}` is not a valid identifier")
     if keyword.iskeyword(name) or name.startswith("__"):
-        raise ValueError(f"{what} `{name}` is a reserved word")
+        raise ValueError(f"{what} `{shorten(name)}` is a reserved word")
     return name
 
 
@@ -104,28 +104,37 @@ ExprField = Annotated[Expr, BeforeValidator(_expr)]
 class Model(BaseModel):
     """Base of every spec model: unknown keys are errors, positions are attached later."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, frozen=False, use_attribute_docstrings=True
+    )
     _pos: Pos | None = PrivateAttr(default=None)
     _field_pos: dict[str, Pos] = PrivateAttr(default_factory=dict)
 
     def field_pos(self, name: str) -> Pos:
         """Where the value of one of this mapping's keys was written."""
-        return self._field_pos.get(name, self.pos)
+        return (self.__pydantic_private__ or {}).get("_field_pos", {}).get(name, self.pos)
 
     @property
     def pos(self) -> Pos:
         """Where this mapping starts in its YAML file."""
-        return self._pos or Pos("<unknown>")
+        # read from pydantic's own slot: `self._pos` is several times slower, and binding
+        # asks for positions on every node it binds
+        return (self.__pydantic_private__ or {}).get("_pos") or Pos("<unknown>")
 
 
 class ParamSpec(Model):
     """A typed parameter with an optional default; `name: 3` and `name: int` are shorthand."""
 
     type: Literal["int", "float", "bool", "str", "list"]
+    """The parameter's type: int, float (an int is accepted), bool, str or list."""
     default: Any = None
+    """The default value; without one the parameter is required."""
     required: bool = False
+    """Set by archspec when no default is given."""
     choices: list[Any] | None = None
+    """The values the parameter may take."""
     doc: str | None = None
+    """What the parameter means (the generated constructor's documentation)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -145,7 +154,9 @@ class ParamSpec(Model):
         if not self.required:
             self.default = coerce(self.default, self.type)
             if self.choices is not None and self.default not in self.choices:
-                raise ValueError(f"default {self.default!r} is not one of {self.choices}")
+                raise ValueError(
+                    f"default {quote(self.default)} is not one of {quote(self.choices)}"
+                )
         return self
 
 
@@ -153,7 +164,7 @@ def _type_of(value: Any) -> str:
     for name in ("bool", "int", "float", "str", "list"):
         if isinstance(value, PARAM_TYPES[name]):
             return name
-    raise ValueError(f"cannot infer a parameter type from {value!r}")
+    raise ValueError(f"cannot infer a parameter type from {quote(value)}")
 
 
 def coerce(value: Any, type_name: str) -> Any:
@@ -163,7 +174,7 @@ def coerce(value: Any, type_name: str) -> Any:
     expected = PARAM_TYPES[type_name]
     wrong_bool = isinstance(value, bool) and type_name in ("int", "float")
     if wrong_bool or not isinstance(value, expected):
-        raise ValueError(f"expected {type_name}, got {value!r}")
+        raise ValueError(f"expected {type_name}, got {quote(value)}")
     return value
 
 
@@ -171,21 +182,27 @@ class CheckSpec(Model):
     """An assertion over parameters with the message shown when it fails."""
 
     expr: ExprField
+    """A condition over the scope's parameters and lets."""
     message: str
+    """The error reported when the condition is false."""
 
 
 class FunctionSpec(Model):
     """A pure function written in the spec, usable in every expression."""
 
     args: list[str]
+    """The function's argument names."""
     expr: ExprField
+    """Its body: one expression over the arguments."""
 
 
 class TableSpec(Model):
     """Rows of literal data that `for_each` repeats a node over."""
 
     columns: list[str]
+    """Column names, bound by `for_each` in each row."""
     rows: list[list[Any]]
+    """Rows of literal values, one per column."""
 
     @model_validator(mode="after")
     def _rectangular(self) -> TableSpec:
@@ -203,7 +220,9 @@ class InitSpec(Model):
     """An initialisation scheme and its arguments: `zeros` or `{kaiming_normal: {...}}`."""
 
     scheme: str
+    """The initialisation scheme."""
     args: dict[str, ExprField] = Field(default_factory=dict)
+    """The scheme's arguments."""
 
     @model_validator(mode="before")
     @classmethod
@@ -224,16 +243,27 @@ class NodeSpec(Model):
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
 
     name: str | None = None
+    """The node's name: its module path segment and its variable in `forward`."""
     op: str | None = None
+    """The primitive op this node applies (its attributes are written inline)."""
     block: ExprField | None = None
+    """The block this node calls: a block name, or an expression naming one."""
     seq: list[NodeSpec] | None = None
+    """Items applied one after the other, with module paths `0`, `1`, ..."""
     args: dict[str, ExprField] = Field(default_factory=dict)
+    """Arguments of the block call (the block's parameters)."""
     inputs: ExprField | None = None
+    """The node's inputs: a node name, a list of names, or (on concat) an expression."""
     when: ExprField | None = None
+    """The node exists only when this is true; an absent node stands for its first input."""
     repeat: ExprField | None = None
+    """Repeat the node N times in a chain, with `i` = 0..N-1."""
     for_each: str | None = None
+    """Repeat the node once per row of this table, with `i` and its columns bound."""
     init: dict[str, InitSpec] = Field(default_factory=dict)
+    """Initialisation of this node's tensors, per tensor."""
     doc: str | None = None
+    """A comment on the node."""
     __pydantic_extra__: dict[str, ExprField] = Field(init=False)
 
     @field_validator("name")
@@ -276,11 +306,17 @@ class BlockSpec(Model):
     """A named, parametrised subgraph; its input is `x`, its output its last node."""
 
     doc: str | None = None
+    """What the block (or network) is: the generated class's docstring."""
     params: dict[str, ParamSpec] = Field(default_factory=dict)
+    """Parameters: constructor arguments (a block's call `args`, a network's `--set`)."""
     let: dict[str, ExprField] = Field(default_factory=dict)
+    """Named values computed in order from the parameters."""
     checks: list[CheckSpec] = Field(default_factory=list)
+    """Conditions the parameters must meet."""
     nodes: list[NodeSpec]
+    """The graph: nodes in order, each fed by the one before unless `inputs` says otherwise."""
     output: str | None = None
+    """The output node (default: the last)."""
 
     @field_validator("params", "let")
     @classmethod
@@ -294,20 +330,30 @@ class InputSpec(Model):
     """The input image: channels, height, width (one sample; the batch is N)."""
 
     channels: StrictInt = Field(gt=0)
+    """Input channels of one sample."""
     height: StrictInt = Field(gt=0)
+    """Input height."""
     width: StrictInt = Field(gt=0)
+    """Input width."""
 
 
 class NetworkSpec(BlockSpec):
     """A whole spec file: a network plus the blocks, functions and data it uses."""
 
     name: str
+    """The network's class name in generated code."""
     input: InputSpec
+    """The input of one sample (the batch is N)."""
     functions: dict[str, FunctionSpec] = Field(default_factory=dict)
+    """Pure functions usable in every expression."""
     tables: dict[str, TableSpec] = Field(default_factory=dict)
+    """Tables of literal rows for `for_each`."""
     blocks: dict[str, BlockSpec] = Field(default_factory=dict)
+    """Reusable, parametrised subgraphs, by class name."""
     defaults: dict[str, dict[str, ExprField]] = Field(default_factory=dict)
+    """Attribute defaults per op for the whole spec."""
     init: dict[str, dict[str, InitSpec]] = Field(default_factory=dict)
+    """Initialisation per op and tensor for the whole spec."""
 
     @field_validator("name")
     @classmethod
@@ -329,7 +375,8 @@ NodeSpec.model_rebuild()
 def validate_document(doc: Document) -> NetworkSpec:
     """Validate a loaded document into a NetworkSpec, or raise all errors, located."""
     try:
-        spec = NetworkSpec.model_validate(doc.data)
+        with source_budget():
+            spec = NetworkSpec.model_validate(doc.data)
     except ValidationError as exc:
         raise SpecError([_diagnostic(doc, err) for err in exc.errors()]) from None
     attach_positions(spec, (), doc)
@@ -340,7 +387,7 @@ def _diagnostic(doc: Document, err: dict) -> Diagnostic:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
     kind = err["type"]
     if kind == "extra_forbidden":
-        return Diagnostic(doc.pos(loc, key=True), f"unknown key `{loc[-1]}`")
+        return Diagnostic(doc.pos(loc, key=True), f"unknown key `{shorten(str(loc[-1]))}`")
     if kind == "missing":
         return Diagnostic(doc.pos(loc[:-1]), f"missing key `{loc[-1]}`")
     message = err["msg"].removeprefix("Value error, ")
@@ -361,8 +408,7 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return quote(value, 40)
 
 
 _EXPECTED = {
@@ -382,27 +428,44 @@ _EXPECTED = {
 
 def attach_positions(obj: Any, path: tuple, doc: Document) -> None:
     """Give every model and expression the position of the YAML it came from."""
-    if isinstance(obj, Model):
-        _attach_model(obj, path, doc)
-    elif isinstance(obj, Expr):
-        obj.pos = doc.pos(path)
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            attach_positions(value, (*path, key), doc)
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            attach_positions(value, (*path, i), doc)
+    pending = [(obj, path)]  # without recursion: specs nest up to load.MAX_NESTING deep
+    while pending:
+        obj, path = pending.pop()
+        if isinstance(obj, Model):
+            _attach_model(obj, path, doc, pending)
+        elif isinstance(obj, Expr):
+            obj.pos = doc.pos(path)
+        elif isinstance(obj, dict):
+            pending.extend(((v, (*path, k)) for k, v in obj.items() if not _plain(v)))
+        elif isinstance(obj, list):
+            pending.extend(((v, (*path, i)) for i, v in enumerate(obj) if not _plain(v)))
 
 
-def _attach_model(obj: Model, path: tuple, doc: Document) -> None:
+def _plain(value: Any) -> bool:
+    """Values that hold no model or expression (most of a spec's leaves)."""
+    return value is None or isinstance(value, (str, int, float))
+
+
+def _attach_model(obj: Model, path: tuple, doc: Document, pending: list) -> None:
     obj._pos = doc.pos(path)
     if isinstance(obj, InitSpec):  # written `{scheme: {arg: ...}}`, modelled `args: {arg: ...}`
         for key, value in obj.args.items():
-            attach_positions(value, (*path, obj.scheme, key), doc)
+            pending.append((value, (*path, obj.scheme, key)))
         return
-    for name, field in type(obj).model_fields.items():
-        obj._field_pos[name] = doc.pos((*path, field.alias or name))
-        attach_positions(getattr(obj, name), (*path, field.alias or name), doc)
+    positions = doc.positions
+    field_pos = obj._field_pos  # a field written nowhere is placed where its mapping starts
+    values = obj.__dict__
+    fields = type(obj).model_fields
+    for name in obj.model_fields_set:  # fields left to their defaults hold nothing to place
+        field = fields.get(name)
+        if field is None:
+            continue
+        sub = (*path, field.alias or name)
+        where = positions.get(sub)
+        if where is not None:
+            field_pos[name] = where
+        value = values.get(name)
+        if not _plain(value):
+            pending.append((value, sub))
     if isinstance(obj, NodeSpec):
-        for key, value in obj.attrs.items():
-            attach_positions(value, (*path, key), doc)
+        pending.extend(((value, (*path, key)) for key, value in obj.attrs.items()))
