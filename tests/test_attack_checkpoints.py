@@ -877,6 +877,9 @@ def test_a_destination_folder_that_cannot_be_written(made):
         if not shutil.which("setpriv"):
             pytest.skip("needs setpriv to drop root")
         prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import archspec"], check=False)
+        if probe.returncode != 0:  # CI's virtual environment lives in a private folder
+            pytest.skip("the unprivileged user cannot run this Python")
     place = Path(tempfile.mkdtemp(prefix="archspec-ro-"))
     try:
         place.chmod(0o755)
@@ -904,6 +907,27 @@ def test_a_destination_folder_that_cannot_be_written(made):
         assert list((place / "ro").iterdir()) == []
     finally:
         shutil.rmtree(place)
+
+
+def test_an_unwritable_destination_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    """The same refusal without dropping root: the folder reports itself unwritable."""
+    from archspec import convert
+
+    (tmp_path / "ro").mkdir()
+    real = os.access
+
+    def access(path, mode):
+        if Path(path) == tmp_path / "ro" and mode & os.W_OK:
+            return False
+        return real(path, mode)
+
+    monkeypatch.setattr(convert.os, "access", access)
+    with pytest.raises(SpecError) as info:
+        convert.check_destination(tmp_path / "ro" / "o.pdparams")
+    assert str(info.value) == (
+        f"{tmp_path / 'ro' / 'o.pdparams'}: error: cannot write here: folder "
+        f"`{tmp_path / 'ro'}` is not writable"
+    )
 
 
 def test_a_folder_refusing_the_private_folder_is_a_located_error(
