@@ -146,9 +146,22 @@ class _ModuleBuilder:
         if self.needs_activations:
             lines.append("ACTIVATIONS = {")
             for act in ACTIVATIONS:
-                lines.append(f"    {literal(act)}: {self.table.ops[act].call},")
+                lines.append(f"    {literal(act)}: {self.activation_factory(act)},")
             lines.append("}")
         return lines
+
+    def activation_factory(self, act: str) -> str:
+        """An ACTIVATIONS entry: the class, or a lambda that fixes the op's default attributes.
+
+        Through `fn`, an activation takes its defaults; where the framework's own defaults
+        differ (MindSpore's GELU is the tanh approximation), the call spells them out.
+        """
+        table = self.table.ops[act]
+        literals = {key: attr.default for key, attr in OPS[act].attrs.items()}
+        call = make_call(table, literals, {})
+        if not call.args and not call.kwargs:
+            return table.call
+        return f"lambda: {call.flat()}"
 
     def functions(self) -> list[str]:
         lines: list[str] = []
@@ -547,7 +560,10 @@ class _ClassBuilder:
         table = self.table.ops.get(op)
         if table is None or table.call is None:
             self.fail(ns.pos, f"no module for op `{op}`")
-        attrs = self.attr_sources(ns, op)
+        if ns.op == "activation":  # through `fn`, the op's own defaults (as the IR binds it)
+            attrs = {k: parse_literal(a.default) for k, a in OPS[op].attrs.items()}
+        else:
+            attrs = self.attr_sources(ns, op)
         literals = {k: v.constant for k, v in attrs.items() if v.is_constant}
         sources = {k: self.py(v) for k, v in attrs.items() if not v.is_constant}
         if channels.isdigit():

@@ -149,9 +149,14 @@ def node_exprs(ns: NodeSpec) -> list[Expr]:
 
 
 def parse_literal(value: Any) -> Expr:
-    """An Expr holding a Python literal (an op's default attribute)."""
+    """An Expr holding a Python literal (an op's default attribute).
+
+    A string default is a string, not expression source: `"none"` is not the name `none`.
+    """
     if isinstance(value, tuple):
         value = list(value)
+    if isinstance(value, str):
+        return Expr(repr(value), ast.Constant(value), frozenset(), frozenset())
     return parse(value)
 
 

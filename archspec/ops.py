@@ -33,12 +33,12 @@ class Attr:
     doc: str = ""  # for the JSON Schema (`archspec schema`) and editors
 
 
-def _int(value: Any, low: int) -> int:
+def _int(value: Any, low: int | None) -> int:
     if isinstance(value, float) and value.is_integer():
         raise AttrError(f"expected an integer, got the float {value!r} (use // or int())")
     if isinstance(value, bool) or not isinstance(value, int):
         raise AttrError(f"expected an integer, got {value!r}")
-    if value < low:
+    if low is not None and value < low:
         raise AttrError(f"expected an integer >= {low}, got {value}")
     return value
 
@@ -71,16 +71,39 @@ def _bool(value: Any) -> bool:
     return value
 
 
-ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "identity")
+# usable as ops and through `op: activation, fn: <expr>`; through `fn` an activation with
+# attributes (gelu, leaky_relu) takes their defaults. New names go last: the order is the
+# order of the ACTIVATIONS dict in generated modules.
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "hardswish",
+    "hardsigmoid",
+    "sigmoid",
+    "identity",
+    "silu",
+    "tanh",
+    "gelu",
+    "leaky_relu",
+)
+GELU_APPROXIMATIONS = ("none", "tanh")
 
 
 def _activation(value: Any) -> str:
     if value not in ACTIVATIONS:
-        raise AttrError(f"unknown activation {value!r}; expected one of {', '.join(ACTIVATIONS)}")
+        # the list first: a message is cut at 120 characters, and a value can be long
+        raise AttrError(f"expected one of {', '.join(ACTIVATIONS)}; got {value!r}")
+    return value
+
+
+def _approximation(value: Any) -> str:
+    if value not in GELU_APPROXIMATIONS:
+        raise AttrError(f"expected 'none' (exact) or 'tanh', got {value!r}")
     return value
 
 
 CHECKERS: dict[str, Callable[[Any], Any]] = {
+    "int": lambda v: _int(v, None),
     "int+": lambda v: _int(v, 1),
     "int0": lambda v: _int(v, 0),
     "pair+": lambda v: _pair(v, 1),
@@ -90,6 +113,7 @@ CHECKERS: dict[str, Callable[[Any], Any]] = {
     "prob": _prob,
     "bool": _bool,
     "activation": _activation,
+    "approximation": _approximation,
 }
 
 
@@ -246,10 +270,62 @@ class Activation(Op):
 
 
 class Elementwise(Op):
-    """relu, relu6, hardswish, hardsigmoid, sigmoid, identity: shape kept."""
+    """relu, relu6, hardswish, hardsigmoid, sigmoid, identity, silu, tanh: shape kept."""
 
     def __init__(self, name: str):
         self.name = name
+
+
+class Gelu(Op):
+    """GELU, x * Phi(x): exact (erf) by default, or PyTorch's tanh approximation."""
+
+    name = "gelu"
+    attrs = {
+        "approximate": Attr(
+            "approximation",
+            "none",
+            doc="'none' (exact, with erf) or 'tanh' (PyTorch's approximation); a string.",
+        ),
+    }
+
+
+class LeakyRelu(Op):
+    """Leaky ReLU: x for x >= 0, slope * x below."""
+
+    name = "leaky_relu"
+    attrs = {
+        "slope": Attr("float", 0.01, doc="Slope for negative inputs (PyTorch's negative_slope)."),
+    }
+
+
+class Softmax(Op):
+    """Softmax over one per-sample axis (0: channels of C x H x W; -1: the last)."""
+
+    name = "softmax"
+    attrs = {
+        "axis": Attr(
+            "int",
+            -1,
+            doc="Per-sample axis, without the batch: 0 is the channel axis, -1 the last.",
+        ),
+    }
+
+    def shape(self, ins, a):
+        rank, axis = len(ins[0]), a["axis"]
+        if not -rank <= axis < rank:
+            layout = {1: "F", 3: "C x H x W"}.get(rank, _fmt(ins[0]))
+            valid = f"-{rank} to {rank - 1}" if rank else "none"
+            raise ShapeError(
+                f"{self.name}: axis {axis} is out of range for a {rank}-d input ({layout}); "
+                f"valid axes: {valid}"
+            )
+        return ins[0]
+
+
+class LogSoftmax(Softmax):
+    """Log of the softmax over one per-sample axis (0: channels of C x H x W; -1: the last)."""
+
+    name = "log_softmax"
 
 
 class Pool2d(Op):
@@ -295,6 +371,25 @@ class AdaptiveAvgPool2d(Op):
     """Average pooling to a fixed output size."""
 
     name = "adaptive_avg_pool2d"
+    attrs = {"output": Attr("pair+", required=True, doc="Output size: s or [h, w].")}
+
+    def shape(self, ins, a):
+        return (_image(ins[0], self.name)[0], *a["output"])
+
+
+class GlobalMaxPool(Op):
+    """Maximum over the whole spatial extent: C x 1 x 1."""
+
+    name = "global_max_pool"
+
+    def shape(self, ins, a):
+        return (_image(ins[0], self.name)[0], 1, 1)
+
+
+class AdaptiveMaxPool2d(Op):
+    """Max pooling to a fixed output size (PyTorch's windows: floor start, ceil end)."""
+
+    name = "adaptive_max_pool2d"
     attrs = {"output": Attr("pair+", required=True, doc="Output size: s or [h, w].")}
 
     def shape(self, ins, a):
@@ -376,6 +471,10 @@ OPS: dict[str, Op] = {
         Activation(),
         GlobalAvgPool(),
         AdaptiveAvgPool2d(),
+        GlobalMaxPool(),
+        AdaptiveMaxPool2d(),
+        Softmax(),
+        LogSoftmax(),
         Flatten(),
         Dropout(),
         Add(),
@@ -386,7 +485,9 @@ OPS: dict[str, Op] = {
             "avg_pool2d",
             {"count_include_pad": Attr("bool", True, doc="Count the padding in the average.")},
         ),
-        *(Elementwise(name) for name in ACTIVATIONS),
+        Gelu(),
+        LeakyRelu(),
+        *(Elementwise(n) for n in ACTIVATIONS if n not in (Gelu.name, LeakyRelu.name)),
     ]
 }
 

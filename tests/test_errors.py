@@ -383,11 +383,11 @@ CORPUS = [
         "unknown_activation",
         """
         nodes:
-          - {op: activation, fn: "'gelu'"}
+          - {op: activation, fn: "'swish'"}
           - {op: activation, fn: relu}
         """,
-        "spec.yaml:4:26: error: activation attribute `fn`: unknown activation 'gelu'; expected "
-        "one of relu, relu6, hardswish, hardsigmoid, sigmoid, identity",
+        "spec.yaml:4:26: error: activation attribute `fn`: expected one of relu, relu6, "
+        "hardswish, hardsigmoid, sigmoid, identity, silu, tanh, gelu, leaky_relu; got 'swish'",
         "spec.yaml:5:26: error: undefined name `relu` "
         "(a string needs quotes inside the YAML value: \"'relu'\")",
     ),
@@ -938,6 +938,84 @@ CORPUS = [
         """,
         "spec.yaml:10:28: error: undefined name `relu` "
         "(a string needs quotes inside the YAML value: \"'relu'\")",
+    ),
+    # -- activations, softmax and max pools over a whole map ---------------------------------
+    case(
+        "softmax_axis_out_of_range",
+        """
+        nodes:
+          - {name: probs, op: softmax, axis: 3}
+        """,
+        "spec.yaml:4:5: error: probs: softmax: axis 3 is out of range for a 3-d input "
+        "(C x H x W); valid axes: -3 to 2",
+    ),
+    case(
+        "log_softmax_axis_out_of_range_on_a_vector",
+        """
+        nodes:
+          - {op: global_max_pool}
+          - {op: flatten}
+          - {name: scores, op: log_softmax, axis: 1}
+          - {name: again, op: log_softmax, axis: -2, inputs: flatten}
+        """,
+        "spec.yaml:6:5: error: scores: log_softmax: axis 1 is out of range for a 1-d input (F); "
+        "valid axes: -1 to 0",
+        "spec.yaml:7:5: error: again: log_softmax: axis -2 is out of range for a 1-d input (F); "
+        "valid axes: -1 to 0",
+    ),
+    case(
+        "softmax_axis_not_an_integer",
+        """
+        nodes:
+          - {op: softmax, axis: 1.0}
+          - {op: softmax, axis: "'0'", inputs: x}
+        """,
+        "spec.yaml:4:25: error: softmax attribute `axis`: expected an integer, got the float 1.0 "
+        "(use // or int())",
+        "spec.yaml:5:25: error: softmax attribute `axis`: expected an integer, got '0'",
+    ),
+    case(
+        "gelu_unknown_approximation",
+        """
+        nodes:
+          - {op: gelu, approximate: "'erf'"}
+          - {op: gelu, approximate: true, inputs: x}
+          - {op: gelu, approximate: tanh, inputs: x}
+        """,
+        "spec.yaml:4:29: error: gelu attribute `approximate`: expected 'none' (exact) or 'tanh', "
+        "got 'erf'",
+        "spec.yaml:5:29: error: gelu attribute `approximate`: expected 'none' (exact) or 'tanh', "
+        "got True",
+        "spec.yaml:6:29: error: undefined name `tanh`",
+    ),
+    case(
+        "leaky_relu_slope_not_a_number",
+        """
+        nodes:
+          - {op: leaky_relu, slope: "'steep'"}
+          - {op: leaky_relu, slope: false, inputs: x}
+          - {op: leaky_relu, negative_slope: 0.1, inputs: x}
+        """,
+        "spec.yaml:4:29: error: leaky_relu attribute `slope`: expected a number, got 'steep'",
+        "spec.yaml:5:29: error: leaky_relu attribute `slope`: expected a number, got False",
+        "spec.yaml:6:38: error: leaky_relu has no attribute `negative_slope`",
+    ),
+    case(
+        "max_pools_need_a_map",
+        """
+        nodes:
+          - {op: flatten}
+          - {op: global_max_pool}
+          - {op: adaptive_max_pool2d, output: 2, inputs: flatten}
+          - {op: adaptive_max_pool2d, output: 0, inputs: x}
+          - {op: adaptive_max_pool2d, inputs: x}
+        """,
+        "spec.yaml:5:5: error: global_max_pool: global_max_pool expects a C x H x W input, got 192",
+        "spec.yaml:6:5: error: adaptive_max_pool2d: adaptive_max_pool2d expects a C x H x W "
+        "input, got 192",
+        "spec.yaml:7:39: error: adaptive_max_pool2d attribute `output`: expected an integer >= 1, "
+        "got 0",
+        "spec.yaml:8:5: error: adaptive_max_pool2d needs attribute `output`",
     ),
 ]
 
