@@ -877,7 +877,12 @@ def test_a_destination_folder_that_cannot_be_written(made):
         if not shutil.which("setpriv"):
             pytest.skip("needs setpriv to drop root")
         prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-        probe = subprocess.run([*prefix, sys.executable, "-c", "import archspec"], check=False)
+        probe = subprocess.run(
+            [*prefix, sys.executable, "-m", "archspec.cli", "--version"],
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            check=False,
+        )
         if probe.returncode != 0:  # CI's virtual environment lives in a private folder
             pytest.skip("the unprivileged user cannot run this Python")
     place = Path(tempfile.mkdtemp(prefix="archspec-ro-"))
