@@ -27,6 +27,7 @@ _KINDS: dict[str, list[dict[str, Any]]] = {
         {"type": "array", "items": {"type": ["integer", "string"]}, "minItems": 2, "maxItems": 2},
     ],
     "float": [{"type": "number"}],
+    "prob": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1}],
     "bool": [{"type": "boolean"}],
 }
 _NODE_KINDS = ("op", "block", "seq")

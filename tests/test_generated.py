@@ -29,7 +29,7 @@ def archspec(*args: str, cwd: Path = ROOT, env: dict | None = None):
 
 
 def test_every_spec_and_backend_is_generated():
-    assert len(FILES) == 10 * 3
+    assert len(FILES) == 12 * 3
     assert (GENERATED / "__init__.py").is_file()
 
 

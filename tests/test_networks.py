@@ -174,11 +174,11 @@ def test_summary_table_prints_totals():
 
 def test_validate_all_bundled_specs():
     specs = sorted(SPECS.glob("*.yaml"))
-    assert len(specs) == 10
+    assert len(specs) == 12
     proc = subprocess.run(
         [sys.executable, "-m", "archspec.cli", "validate", *map(str, specs)],
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("\nok ") + proc.stdout.startswith("ok ") == 10
+    assert proc.stdout.count("\nok ") + proc.stdout.startswith("ok ") == 12
