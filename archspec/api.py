@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from archspec.analysis import Summary, summarize
-from archspec.backend import Backend, available
+from archspec.backend import available, pick
 from archspec.build import Output, check_collisions, module_path, package_files, render, write_all
 from archspec.compiler import compile_spec
-from archspec.errors import Pos, SpecError, did_you_mean
+from archspec.errors import Pos, SpecError
 from archspec.ir import Graph
 
 PathLike = str | Path
@@ -34,21 +34,6 @@ PathLike = str | Path
 def backends() -> list[str]:
     """The names of the available backends, the reference (`check`'s first) first."""
     return list(available())
-
-
-def pick(names: str | Iterable[str] | None, option: str = "--backend") -> list[Backend]:
-    """Backends by name (`"torch"`, `"torch,paddle"`, `["paddle"]`); all for None or `all`."""
-    found = available()
-    if names is None or names == "all":
-        return list(found.values())
-    if isinstance(names, str):
-        names = names.split(",")
-    chosen = []
-    for name in (n.strip() for n in names):
-        if name not in found:
-            raise SpecError.at(Pos(option), f"unknown backend `{name}`", did_you_mean(name, found))
-        chosen.append(found[name])
-    return chosen
 
 
 def summary(

@@ -7,6 +7,7 @@ and jinja2 templates. Adding a framework is adding a folder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from archspec.errors import Pos, SpecError, did_you_mean
 from archspec.resources import BACKENDS_DIR
 
 # more backends folders (os.pathsep-separated): a fourth framework, or a bundled backend
@@ -132,3 +134,18 @@ def available() -> dict[str, Backend]:
             if (folder / "backend.yaml").is_file():
                 found[folder.name] = Backend(folder.resolve())
     return dict(sorted(found.items(), key=lambda item: (item[1].spec.rank, item[0])))
+
+
+def pick(names: str | Iterable[str] | None, option: str = "--backend") -> list[Backend]:
+    """Backends by name (`"torch"`, `"torch,paddle"`, `["paddle"]`); all for None or `all`."""
+    found = available()
+    if not names or names == "all":
+        return list(found.values())
+    if isinstance(names, str):
+        names = names.split(",")
+    chosen = []
+    for name in (n.strip() for n in names):
+        if name not in found:
+            raise SpecError.at(Pos(option), f"unknown backend `{name}`", did_you_mean(name, found))
+        chosen.append(found[name])
+    return chosen

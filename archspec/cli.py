@@ -19,7 +19,7 @@ import click
 from archspec import __version__
 from archspec.analysis import summarize
 from archspec.compiler import compile_spec
-from archspec.errors import Pos, SpecError, did_you_mean
+from archspec.errors import Pos, SpecError
 from archspec.report import render_summary
 from archspec.resources import SPECS_DIR
 
@@ -119,9 +119,10 @@ def validate(specs: tuple[str, ...], backend_names: str | None) -> None:
     Every spec that passes builds for every backend, except for the documented limits
     of a backend, which `--backend NAME` reports too.
     """
+    from archspec.backend import pick
     from archspec.emit import module_view
 
-    backends = pick_backends(backend_names) if backend_names else []
+    backends = pick(backend_names, "--backend") if backend_names else []
     errors: list[SpecError] = []
     for path in specs:
         try:
@@ -210,23 +211,6 @@ def draw(
         click.echo(f"wrote {output}")
 
 
-def pick_backends(names: str | None) -> list:
-    """Backends named on the command line (comma-separated), or all of them."""
-    from archspec.backend import available
-
-    backends = available()
-    if not names or names == "all":
-        return list(backends.values())
-    chosen = []
-    for name in (n.strip() for n in names.split(",")):
-        if name not in backends:
-            raise SpecError.at(
-                Pos("--backends"), f"unknown backend `{name}`", did_you_mean(name, backends)
-            )
-        chosen.append(backends[name])
-    return chosen
-
-
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -261,11 +245,12 @@ def check(
 
     Exit status 0 when every backend agrees within the tolerance, 1 when any disagrees.
     """
+    from archspec.backend import pick
     from archspec.check import TOLERANCE, check_spec
     from archspec.report import render_check
     from archspec.runner import Workers
 
-    backends = pick_backends(backend_names)
+    backends = pick(backend_names, "--backends")
     overrides, shape = parse_set(sets), parse_input(input_)
     for path in specs:  # bad input is found before any framework starts
         compile_spec(path, overrides, shape)
@@ -389,12 +374,12 @@ def build(
     check: bool,
 ) -> None:
     """Emit framework modules for SPEC files: OUT/<backend>/<spec>.py."""
-    from archspec.api import pick, planned_outputs
+    from archspec.api import planned_outputs
     from archspec.build import write_all
 
-    chosen = pick(None if build_all else backend_name)
     paths = [Path(p) for p in specs] + (sorted(SPECS_DIR.glob("*.yaml")) if build_all else [])
-    outputs = planned_outputs(paths, [b.name for b in chosen], out, parse_set(sets))
+    backend = None if build_all else backend_name
+    outputs = planned_outputs(paths, backend, out, parse_set(sets))
     if check:
         stale = [
             o.path

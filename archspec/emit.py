@@ -371,9 +371,7 @@ class _ClassBuilder:
     def either(self, name: str, cond: str, present: str, absent: str) -> str:
         if present == absent:
             return present
-        local = self.fresh(f"{name}_channels")
-        self.taken.add(local)
-        self.channel_locals.add(local)
+        local = self.channel_local(name)
         self.init.conditional(local, present, cond, absent)
         return local
 
@@ -502,11 +500,16 @@ class _ClassBuilder:
         cv = self.channels_var
         for name, flow in self.env.items():
             if re.search(rf"\b{cv}\b", flow.channels):
-                local = self.fresh(f"{name}_channels")
-                self.taken.add(local)
-                self.channel_locals.add(local)
+                local = self.channel_local(name)
                 self.init.assign(local, flow.channels)
                 self.env[name] = _Flow(local, flow.var)
+
+    def channel_local(self, name: str) -> str:
+        """A new `<name>_channels` local, dropped at the end if nothing reads it."""
+        local = self.fresh(f"{name}_channels")
+        self.taken.add(local)
+        self.channel_locals.add(local)
+        return local
 
     def fresh_local(self, base: str) -> str:
         """A new local name for a list the constructor builds (a node's own name if free)."""
