@@ -7,6 +7,7 @@ and jinja2 templates. Adding a framework is adding a folder.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -96,6 +97,7 @@ class Backend:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self._layers: dict[str, tuple[str, frozenset[str]]] | None = None
         data = yaml.safe_load((folder / "backend.yaml").read_text(encoding="utf-8"))
         self.spec = BackendSpec.model_validate(data)
         self.env = jinja2.Environment(
@@ -112,9 +114,51 @@ class Backend:
         """The folder name, used in `--backend` and in `generated/<name>/`."""
         return self.folder.name
 
+    @property
+    def layers(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """Small layers the framework lacks (`layers.py`): name -> (source, names it uses).
+
+        A generated module that uses one gets a copy of its source (and of the layers that
+        one uses), so each file still stands alone.
+        """
+        if self._layers is None:
+            self._layers = _read_layers(self.folder / "layers.py")
+        return self._layers
+
+    def layer_sources(self, lines: list[str]) -> list[str]:
+        """Source lines of every layer `lines` refer to, with their own needs, in file order."""
+        text = "\n".join(lines)
+        needed = {n for n in self.layers if re.search(rf"\b{re.escape(n)}\b", text)}
+        pending = set(needed)
+        while pending:
+            for used in self.layers[pending.pop()][1] & self.layers.keys():
+                if used not in needed:
+                    needed.add(used)
+                    pending.add(used)
+        out: list[str] = []
+        for name, (source, _) in self.layers.items():
+            if name in needed:
+                out += [*source.splitlines(), "", ""]
+        return out[:-2]
+
     def render(self, view: Any) -> str:
         """Render a module view with this backend's `module.py.j2`."""
         return self.env.get_template("module.py.j2").render(m=view, b=self.spec)
+
+
+def _read_layers(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """Top-level classes and functions of a backend's `layers.py`, in file order."""
+    import ast
+
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            names = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            found[node.name] = (ast.get_source_segment(text, node, padded=False) or "", names)
+    return found
 
 
 @cache

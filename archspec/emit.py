@@ -62,6 +62,7 @@ class ModuleView:
     imports: list[str]
     constants: list[str]
     functions: list[str]
+    layers: list[str]  # the backend's own small layers this module uses (layers.py)
     classes: list[ClassView]
 
 
@@ -98,6 +99,8 @@ class _ModuleBuilder:
             + [self.table.base_class]
             + [line for c in classes for line in (*c.init, *c.forward, *c.reset)]
         )
+        layers = self.backend.layer_sources(lines)
+        lines += layers
         self.needs_math |= any("math." in line for line in lines)
         return ModuleView(
             header,
@@ -106,6 +109,7 @@ class _ModuleBuilder:
             used_imports(self.table.imports, lines),
             constants,
             functions,
+            layers,
             classes,
         )
 
