@@ -17,6 +17,13 @@ RESNETS = [
     "resnext101_64x4d",
 ]
 ASYMMNETS = ["asymmnet_large", "asymmnet_small"]
+# networks whose reference tests live in their own files (test_<family>.py); here they
+# only go through every framework and its compiler, at a small input
+MORE = {
+    "mobilenet_v3_large": ({}, (3, 64, 64)),
+    "mobilenet_v3_small": ({}, (3, 64, 64)),
+    "seed_resnext50": ({"pool_size": 2}, (3, 64, 64)),  # the 7x7 head window needs 224x224
+}
 SPECS = RESNETS + ASYMMNETS
 
 # (spec, constructor arguments, input C x H x W); the first case of each spec is the default
@@ -28,7 +35,12 @@ CASES: list[tuple[str, dict, tuple[int, int, int]]] = [
     *((spec, {"asymmrate": 0}, (3, 64, 64)) for spec in ASYMMNETS),
     *((spec, {"asymmrate": 2}, (3, 64, 64)) for spec in ASYMMNETS),
     ("asymmnet_large", {"num_classes": 16}, (3, 256, 256)),
+    *((spec, kwargs, shape) for spec, (kwargs, shape) in MORE.items()),
 ]
+# the first case of each spec also goes through the framework's compiler
+FIRST: dict[str, tuple[str, dict, tuple[int, int, int]]] = {}
+for _case in CASES:
+    FIRST.setdefault(_case[0], _case)
 
 
 def case_id(case: tuple[str, dict, tuple[int, int, int]]) -> str:

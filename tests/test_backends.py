@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from backend_cases import ASYMMNETS, CASES, RESNETS, case_id
+from backend_cases import ASYMMNETS, CASES, FIRST, RESNETS, case_id
 
 from archspec.analysis import summarize
 from archspec.compiler import compile_spec
@@ -69,9 +69,9 @@ def test_module_matches_static_analysis(backend, case):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("spec", RESNETS + ASYMMNETS)
+@pytest.mark.parametrize("spec", FIRST)
 def test_framework_compiler_accepts_module(backend, spec):
-    got = report(backend)[case_id((spec, {}, (3, 64, 64)))]
+    got = report(backend)[case_id(FIRST[spec])]
     assert "error" not in got, got.get("error")
     assert " ok" in got["compiled"]
     assert got["compiled"].endswith(("diff 0.0e+00",)) or float(got["compiled"][-7:]) < 1e-5
