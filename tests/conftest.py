@@ -16,6 +16,28 @@ from archspec.compiler import compile_spec
 from archspec.errors import SpecError
 from archspec.ir import Graph, Node
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--nightly",
+        action="store_true",
+        help="also run the exhaustive tests marked nightly (large networks at full size)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "nightly: exhaustive; run by scripts/nightly.sh only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if config.getoption("--nightly"):
+        return
+    skip = pytest.mark.skip(reason="nightly (python -m pytest --nightly -m nightly)")
+    for item in items:
+        if "nightly" in item.keywords:
+            item.add_marker(skip)
+
+
 # The smallest valid header: most inline specs start with it.
 HEAD = "name: Net\ninput: {channels: 3, height: 8, width: 8}\n"
 
