@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from archspec.ir import Graph, Module, Node
 
@@ -24,6 +24,8 @@ class Layer:
     trainable: int
     bn_stats: int
     macs: int
+    # every output's shape, for an op with several (chunk, split); `shape` is the first's
+    parts: tuple[tuple[int, ...], ...] | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,23 @@ class Summary:
     def to_json(self) -> dict:
         """A plain-data form for `--json` and for tools."""
         data = asdict(self)
-        data["layers"] = [asdict(layer) for layer in self.layers]
+        data["layers"] = [_plain(layer) for layer in self.layers]
         if self.depth is None:
             del data["depth"]
         return data
+
+
+def _plain(layer: Layer) -> dict:
+    """A layer as plain data; `parts` only where an op has several outputs."""
+    data = asdict(layer)
+    if data["parts"] is None:
+        del data["parts"]
+    return data
+
+
+def activations(node: Node) -> int:
+    """Elements of every output of an op, for one sample."""
+    return sum(math.prod(s) for s in node.outputs)
 
 
 def layer(node: Node) -> Layer:
@@ -71,6 +86,7 @@ def layer(node: Node) -> Layer:
         sum(math.prod(s) for s in node.params.values()),
         sum(math.prod(s) for s in node.buffers.values()),
         node.macs,
+        parts=None if node.parts is None else tuple(node.parts),
     )
 
 
@@ -91,7 +107,7 @@ def summarize(graph: Graph, depth: int | None = None) -> Summary:
         sum(x.trainable for x in layers),
         sum(x.bn_stats for x in layers),
         sum(x.macs for x in layers),
-        sum(math.prod(n.shape) for n in graph.nodes),
+        sum(activations(n) for n in graph.nodes),
         depth,
     )
 

@@ -50,12 +50,27 @@ class ArgSpec(Strict):
     raw: bool = False  # `value` is Python source, with {fan_in} etc. filled in
 
 
+class CaseSpec(Strict):
+    """Another call, or other arguments, for an op when `when` holds (see OpSpec.cases)."""
+
+    when: str
+    call: str | None = None  # None: the op's own call
+    args: list[ArgSpec] = Field(default_factory=list)  # replace same-named args, else appended
+    requires: dict[str, str] = Field(default_factory=dict)
+
+
 class OpSpec(Strict):
-    """A primitive in one framework: a module constructor or a functional expression."""
+    """A primitive in one framework: a module constructor or a functional expression.
+
+    `cases` are tried in order; the first whose `when` holds changes the call and arguments.
+    `when` reads the op's attributes and the values its Op.emit_values derives (`same`,
+    `uneven`, `unit_stride` for padding); a value only known at run time makes it false.
+    """
 
     call: str | None = None
     args: list[ArgSpec] = Field(default_factory=list)
     requires: dict[str, str] = Field(default_factory=dict)  # expression -> why, when false
+    cases: list[CaseSpec] = Field(default_factory=list)
     expr: str | None = None  # functional: {inputs} (list source), {sum}, {product}
     tensors: dict[str, str] = Field(default_factory=dict)  # spec tensor -> framework name
     transposed: list[str] = Field(default_factory=list)  # stored (in, out) instead of (out, in)

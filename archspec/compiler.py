@@ -69,7 +69,7 @@ def check_limits(graph: Graph) -> None:
     params = sum(
         math.prod(s) for n in graph.nodes for s in (*n.params.values(), *n.buffers.values())
     )
-    activations = sum(math.prod(n.shape) for n in graph.nodes)
+    activations = sum(math.prod(s) for n in graph.nodes for s in n.outputs)
     problems = []
     if params > max_params:
         problems.append(

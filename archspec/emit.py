@@ -19,6 +19,7 @@ from archspec.emit_args import (
     EmitError,
     Override,
     check_requires,
+    choose_case,
     literal,
     make_call,
     names_in_order,
@@ -30,12 +31,13 @@ from archspec.emit_args import (
 from archspec.emit_init import InitWriter
 from archspec.errors import Pos
 from archspec.expr import Expr, uses_math
-from archspec.ir import Graph
-from archspec.ops import ACTIVATIONS, OPS
-from archspec.pyfmt import Call, Writer, double_quotes, signature
+from archspec.ir import Graph, _names_only, is_part, part_index
+from archspec.ops import ACTIVATIONS, OPS, MultiOutput
+from archspec.pyfmt import Call, Writer, double_quotes, from_source, signature
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec
 
 FUNCTIONAL = {name for name, op in OPS.items() if op.joins}
+SOURCES = {name for name, op in OPS.items() if op.source}  # learnable tensors
 PY_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": "list"}
 
 
@@ -199,6 +201,7 @@ class _Flow:
 
     channels: str
     var: str
+    parts: list[_Flow] | None = None  # a node with several outputs: one flow per part
 
 
 class _ClassBuilder:
@@ -331,6 +334,8 @@ class _ClassBuilder:
         elts = tree.elts if isinstance(tree, ast.List) else [tree]
         if all(isinstance(e, ast.Name) and e.id in env for e in elts):
             return [env[e.id] for e in elts]
+        if all(is_part(e) or isinstance(e, ast.Name) for e in elts):
+            return [part(env, e) for e in elts]
         if ns.op != "concat":
             self.fail(ns.inputs.pos, "an `inputs` expression is only supported on concat")
         first = next((n for n in names_in_order(tree) if n in env), None)
@@ -339,6 +344,8 @@ class _ClassBuilder:
     def node(self, ns: NodeSpec, name: str, ins: list[_Flow], var: str) -> _Flow:
         for expr in node_exprs(ns):
             self.m.note_expr(expr)
+        if ns.kind == "op" and ns.op in SOURCES:
+            return self.parameter(ns, name)
         if ns.kind == "op" and ns.op in FUNCTIONAL:
             return self.functional(ns, name, ins, var)
         if self.mutates(ns):
@@ -439,7 +446,8 @@ class _ClassBuilder:
         """A list of items appended one by one (as torchvision builds `features`).
 
         An item's channels may depend on the item just built (`items[-1].out_channels`);
-        they are kept in the running channels variable before the next item is built.
+        they are kept in the running channels variable before the next item is built. An
+        absent item appends an identity, or nothing in a `packed` sequence.
         """
         items = self.fresh_local(local)
         cv = self.channels_var
@@ -447,7 +455,7 @@ class _ClassBuilder:
         for k, child in enumerate(ns.seq):
             for expr in node_exprs(child):
                 self.m.note_expr(expr)
-            item = None if target is None else f"{target}[{k}]"
+            item = None if target is None or ns.packed else f"{target}[{k}]"
             cond = self.condition(child)
             if cond is not None:
                 self.init.line(f"if {cond}:")
@@ -464,12 +472,15 @@ class _ClassBuilder:
             if out != channels and out != cv:
                 self.init.line(f"{cv} = {out}")
             self.init.level -= 1
-            self.init.line("else:")
-            with self.init.indent():
-                identity, _ = self.op_call(NodeSpec(op="identity"), channels)
-                self.init.expr(Call(f"{items}.append", [identity]))
-                if out != channels and channels != cv:
-                    self.init.line(f"{cv} = {channels}")
+            reset = out != channels and channels != cv
+            if reset or not ns.packed:
+                self.init.line("else:")
+                with self.init.indent():
+                    if not ns.packed:
+                        identity, _ = self.op_call(NodeSpec(op="identity"), channels)
+                        self.init.expr(Call(f"{items}.append", [identity]))
+                    if reset:
+                        self.init.line(f"{cv} = {channels}")
             channels = channels if out == channels else cv
         return self.sequential([items], star=True), channels
 
@@ -481,6 +492,8 @@ class _ClassBuilder:
 
     def needs_list(self, ns: NodeSpec) -> bool:
         """A sequence whose items cannot all be written inline, one after the other."""
+        if ns.packed and any(child.when is not None for child in ns.seq):
+            return True  # absent items leave no gap: a list built with conditional appends
         for child in ns.seq:
             if child.repeat is not None or child.for_each is not None:
                 return True
@@ -501,12 +514,18 @@ class _ClassBuilder:
 
         Snapshots nobody reads are dropped at the end (`drop_unused_locals`).
         """
-        cv = self.channels_var
         for name, flow in self.env.items():
-            if re.search(rf"\b{cv}\b", flow.channels):
-                local = self.channel_local(name)
-                self.init.assign(local, flow.channels)
-                self.env[name] = _Flow(local, flow.var)
+            self.env[name] = self.snapshot(name, flow)
+
+    def snapshot(self, name: str, flow: _Flow) -> _Flow:
+        """`flow` with its channels (and its parts') kept in locals if they read the running
+        channels variable."""
+        parts = flow.parts and [self.snapshot(p.var, p) for p in flow.parts]
+        if not re.search(rf"\b{self.channels_var}\b", flow.channels):
+            return _Flow(flow.channels, flow.var, parts)
+        local = self.channel_local(name)
+        self.init.assign(local, flow.channels)
+        return _Flow(local, flow.var, parts)
 
     def channel_local(self, name: str) -> str:
         """A new `<name>_channels` local, dropped at the end if nothing reads it."""
@@ -577,6 +596,7 @@ class _ClassBuilder:
             literals["in_channels"] = int(channels)
         else:
             sources["in_channels"] = channels
+        table, literals = choose_case(table, OPS[op], literals, sources)
         check_requires(table, literals, self.table.title, ns.pos, op)
         try:
             call = make_call(table, literals, sources)
@@ -597,10 +617,33 @@ class _ClassBuilder:
             return self.py(attrs["out"])
         if op == "flatten":
             return self.flatten_channels(ns, channels)
+        if op == "permute":
+            return self.permute_channels(ns, attrs["dims"], channels)
+        if op == "reshape":
+            return str(self.static(ns, lambda n: n.shape[0]))
         return channels
 
+    def permute_channels(self, ns: NodeSpec, dims: Expr, channels: str) -> str:
+        """The channel axis moved last (channels-last, where linear and layer_norm read it)
+        or back first keeps its count; any other order hands on its static first size."""
+        try:
+            order = list(ast.literal_eval(self.py(dims)))
+        except (ValueError, TypeError, SyntaxError):
+            order = []
+        rank = len(order)
+        if order[:1] == [0] or (rank > 1 and order == [*range(1, rank), 0]):
+            return channels
+        found = {n.shape[0] for n in self.m.graph.nodes if n is not None and n.pos == ns.pos}
+        if rank > 1 and order == [rank - 1, *range(rank - 1)] and len(found) > 1:
+            return channels  # the last axis back in front: a channels-last map's channels
+        return str(self.static(ns, lambda n: n.shape[0]))  # another axis comes first
+
     def flatten_channels(self, ns: NodeSpec, channels: str) -> str:
-        shapes = {n.in_shapes[0][1:] for n in self.m.graph.nodes if n.op == "flatten"}
+        from archspec.ir import flattened
+
+        if self.static(ns, lambda n: n.attrs["start"] % len(n.in_shapes[0])):
+            return channels  # the channel axis is kept
+        shapes = {flattened(n) for n in self.m.graph.nodes if n is not None and n.op == "flatten"}
         if shapes <= {(), (1, 1)}:
             return channels
         if len(shapes) == 1:
@@ -615,6 +658,30 @@ class _ClassBuilder:
         self.fail(ns.pos, "flatten of maps of several sizes is not supported (pool first)")
         return channels
 
+    # a learnable tensor: an attribute made in the constructor, read in forward
+    def parameter(self, ns: NodeSpec, name: str) -> _Flow:
+        """`self.<name> = <the framework's parameter of zeros>`; its init is in reset."""
+        table = self.table.ops.get(ns.op)
+        if table is None or table.expr is None:
+            self.fail(ns.pos, f"no parameter form for op `{ns.op}`")
+        tree = ast.parse(self.py(ns.attrs["shape"]), mode="eval").body
+        if isinstance(tree, (ast.List, ast.Tuple)):
+            dims = [double_quotes(ast.unparse(e)) for e in tree.elts]
+            shape = {
+                "dims": ", ".join(dims),
+                "list": f"[{', '.join(dims)}]",
+                "tuple": f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})",
+            }
+            channels = dims[0]
+        else:  # a list-valued parameter or let
+            source = double_quotes(ast.unparse(tree))
+            shape = {"dims": f"*{source}", "list": f"list({source})", "tuple": f"tuple({source})"}
+            channels = f"{source}[0]"
+        if ns.init:
+            self.override(ns, f"self.{name}", None)
+        self.init.assign(f"self.{name}", from_source(table.expr.format(**shape)))
+        return _Flow(channels, f"self.{name}")
+
     # a functional op: add, concat, multiply
     def functional(self, ns: NodeSpec, name: str, ins: list[_Flow], var: str) -> _Flow:
         table: OpSpec = self.table.ops[ns.op]
@@ -623,7 +690,11 @@ class _ClassBuilder:
             inputs=inputs,
             sum=" + ".join(f.var for f in ins),
             product=" * ".join(f.var for f in ins),
+            x=ins[0].var,
+            args=self.forward_args(ns, name, table),
         )
+        if isinstance(OPS[ns.op], MultiOutput):
+            return self.multi_output(ns, name, ins[0], expr)
         channels = self.concat_channels(ns, ins) if ns.op == "concat" else ins[0].channels
         cond = self.condition(ns)
         if cond is None:
@@ -637,6 +708,78 @@ class _ClassBuilder:
             self.fwd.assign(var, expr)
         return _Flow(self.either(name, cond, channels, ins[0].channels), var)
 
+    def forward_args(self, ns: NodeSpec, name: str, table: OpSpec) -> str:
+        """A functional op's arguments (`dim=1`); attributes known only at run time are
+        stored on the instance (`self.cat_axis`)."""
+        literals, sources = {}, {}
+        for key, expr in self.attr_sources(ns, ns.op).items():
+            if expr.is_constant:
+                literals[key] = expr.constant
+            elif not expr.names and not expr.calls:  # a literal list: written as it is
+                sources[key] = self.py(expr)
+            else:
+                self.stored[f"{name}_{key}"] = self.py(expr)
+                sources[key] = f"self.{name}_{key}"
+        try:
+            return make_call(table, literals, sources).flat()[1:-1]
+        except ValueError as exc:
+            self.fail(ns.pos, f"{ns.op}: {exc}")
+            return ""
+
+    def multi_output(self, ns: NodeSpec, name: str, x: _Flow, expr: str) -> _Flow:
+        """`halves_0, halves_1 = x.chunk(2, dim=1)`: one variable and one flow per part.
+
+        Absent (`when` false), every part is the input, as the IR binds it.
+        """
+        channels = self.part_channels(ns, x.channels)
+        taken = self.taken | self.node_names
+        names = [self.fresh(f"{name}_{k}", taken) for k in range(len(channels))]
+        self.taken.update(names)
+        cond = self.condition(ns)
+        if cond is not None:
+            self.fwd.line(f"{' = '.join(names)} = {x.var}")
+            self.fwd.line(f"if self.{self.flag(ns, name)}:")
+            self.fwd.level += 1
+        self.fwd.assign(", ".join(names), expr)
+        if cond is None:
+            parts = [_Flow(c, v) for c, v in zip(channels, names, strict=True)]
+            return _Flow(x.channels, name, parts)
+        self.fwd.level -= 1
+        if len(set(channels)) == 1:  # one channels local for all parts
+            channels = [self.either(name, cond, channels[0], x.channels)] * len(names)
+        else:
+            pairs = zip(channels, names, strict=True)
+            channels = [self.either(v, cond, c, x.channels) for c, v in pairs]
+        parts = [_Flow(c, v) for c, v in zip(channels, names, strict=True)]
+        return _Flow(x.channels, name, parts)
+
+    def part_channels(self, ns: NodeSpec, channels: str) -> list[str]:
+        """The channels of each part of a chunk or split (on axis 0; else the input's)."""
+        attrs = self.attr_sources(ns, ns.op)
+        axis = attrs["axis"]
+        if ns.op == "chunk":
+            chunks = attrs["chunks"]
+            count = chunks.constant if chunks.is_constant else self.static(ns, len_parts)
+            if axis.is_constant and axis.constant != 0:
+                return [channels] * count
+            whole = channels if channels.isidentifier() or channels.isdigit() else f"({channels})"
+            return [f"{whole} // {self.py(attrs['chunks'])}"] * count
+        sizes = attrs["sizes"]
+        count = len(sizes.constant) if sizes.is_constant else self.static(ns, len_parts)
+        if axis.is_constant and axis.constant != 0:
+            return [channels] * count
+        if sizes.is_constant:
+            return [str(v) for v in sizes.constant]
+        return [f"{self.py(sizes)}[{k}]" for k in range(count)]
+
+    def static(self, ns: NodeSpec, value):
+        """A value that every bound instance of `ns` agrees on, or an emitter error."""
+        found = {value(n) for n in self.m.graph.nodes if n is not None and n.pos == ns.pos}
+        if len(found) != 1:
+            what = "is never bound" if not found else f"differs between instances: {sorted(found)}"
+            self.fail(ns.pos, f"{ns.op}: a size the constructor needs {what}")
+        return found.pop()
+
     def flag(self, ns: NodeSpec, name: str) -> str:
         """The attribute `forward` tests for a conditional functional node."""
         source = ns.when.source.strip()
@@ -648,7 +791,8 @@ class _ClassBuilder:
         return flag
 
     def forward_inputs(self, ns: NodeSpec, ins: list[_Flow]) -> str:
-        if ns.inputs is None or isinstance(ns.inputs.tree, ast.Name):
+        tree = ns.inputs.tree if ns.inputs is not None else None
+        if tree is None or _names_only(ns.inputs):
             return f"[{', '.join(f.var for f in ins)}]"
         env = self.env
 
@@ -728,6 +872,18 @@ class _ClassBuilder:
         target = "{m}" + attr.removeprefix("self")
         guard = guard.replace("self.", "{m}.") if guard else None
         self.overrides.append(Override(self.name, target, ns.op, ns, guard))
+
+
+def len_parts(node) -> int:
+    """How many outputs a bound node has."""
+    return len(node.parts)
+
+
+def part(env: dict[str, _Flow], e: ast.expr) -> _Flow:
+    """The flow of `name` or of `name[k]` (one output of a node with several)."""
+    if isinstance(e, ast.Name):
+        return env[e.id]
+    return env[e.value.id].parts[part_index(e.slice)]
 
 
 def substitute(tree: ast.expr, values: dict[str, str], lets: dict[str, str]) -> ast.expr:

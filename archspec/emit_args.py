@@ -9,13 +9,15 @@ emitter (its error, node walks, literals and quoting).
 from __future__ import annotations
 
 import ast
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from archspec.backend import NO_DEFAULT, ArgSpec, OpSpec
+from archspec.backend import NO_DEFAULT, ArgSpec, CaseSpec, OpSpec
 from archspec.errors import Pos, SpecError
-from archspec.expr import Evaluator, Expr, parse
+from archspec.expr import CONSTANTS, Evaluator, Expr, ExprError, parse
 from archspec.expr import to_python as _to_python
+from archspec.ops import CHECKERS, AttrError, Op
 from archspec.pyfmt import Call, double_quotes
 from archspec.spec import NodeSpec
 
@@ -55,10 +57,53 @@ def check_requires(
 ) -> None:
     """Refuse what a framework cannot express (its table's `requires`), at the node."""
     for condition, why in table.requires.items():
-        tree = parse(condition)
-        known = tree.names <= literals.keys()
-        if not known or not Evaluator().eval(tree, literals):
+        try:  # `and`/`or` short-circuit: a name known only at run time may not be needed
+            holds = Evaluator().eval(parse(condition), literals)
+        except ExprError:  # it is needed: the condition cannot be proven
+            holds = False
+        if not holds:
             raise EmitError.at(pos, f"{title} emitter: {op + ': ' if op else ''}{why}")
+
+
+def choose_case(
+    table: OpSpec, op: Op, literals: dict[str, Any], sources: dict[str, str]
+) -> tuple[OpSpec, dict[str, Any]]:
+    """The table with its first holding case applied, and the literals with the op's
+    derived values (Op.emit_values) added.
+
+    A case's `when` that reads a value known only at run time (a block argument) does not
+    hold: cases go from the specific to the general, the op's own call last.
+    """
+    if not table.cases:
+        return table, literals
+    known = dict(literals)
+    for key, source in sources.items():  # a list written in the spec is known too
+        with suppress(ValueError, SyntaxError):
+            known[key] = ast.literal_eval(source)
+    checked = {}
+    for key, attr in op.attrs.items():
+        with suppress(KeyError, AttrError):  # unknown, or a value the IR already refused
+            checked[key] = CHECKERS[attr.kind](known[key])
+    values = {**literals, **op.emit_values(checked)}
+    for case in table.cases:
+        tree = parse(case.when)
+        if tree.names <= values.keys() | CONSTANTS.keys() and Evaluator().eval(tree, values):
+            return _apply(table, case), values
+    return table, values
+
+
+def _apply(table: OpSpec, case: CaseSpec) -> OpSpec:
+    """The op's table with a case's call, arguments (by name) and requirements."""
+    replaced = {arg.name: arg for arg in case.args}
+    args = [replaced.pop(arg.name, arg) for arg in table.args] + list(replaced.values())
+    return table.model_copy(
+        update={
+            "call": case.call or table.call,
+            "args": args,
+            "requires": {**table.requires, **case.requires},
+            "cases": [],
+        }
+    )
 
 
 def make_call(table: OpSpec, literals: dict[str, Any], sources: dict[str, str]) -> Call:
@@ -84,8 +129,8 @@ def render_arg(arg: ArgSpec, literals: dict[str, Any], sources: dict[str, str]) 
     """
     if arg.raw:
         return arg.value.format(**sources)
-    tree = _Fold(literals).visit(parse(arg.value).tree)
-    names = set(names_in_order(tree))
+    tree = _Fold(literals, sources).visit(parse(arg.value).tree)
+    names = set(names_in_order(tree)) - CONSTANTS.keys()  # `none`, `true`: known
     if arg.only != NO_DEFAULT:
         value = (
             Evaluator().eval(Expr(arg.value, tree, frozenset(), frozenset()), literals)
@@ -114,13 +159,28 @@ def render_arg(arg: ArgSpec, literals: dict[str, Any], sources: dict[str, str]) 
 
 
 class _Fold(ast.NodeTransformer):
-    """Decide `a if test else b` when the test uses only known values."""
+    """Decide `a if test else b` when the test uses only known values, and `len(a)` when
+    the length is known: a literal list, or a list written out in the spec (`[dim]`)."""
 
-    def __init__(self, literals: dict[str, Any]):
+    def __init__(self, literals: dict[str, Any], sources: dict[str, str] | None = None):
         self.literals = literals
+        self.sources = sources or {}
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        arg = node.args[0] if len(node.args) == 1 else None
+        if not (isinstance(node.func, ast.Name) and node.func.id == "len"):
+            return node
+        if not isinstance(arg, ast.Name):
+            return node
+        value = self.literals.get(arg.id)
+        if arg.id in self.sources:
+            tree = ast.parse(self.sources[arg.id], mode="eval").body
+            value = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else None
+        return ast.Constant(len(value)) if isinstance(value, (list, tuple)) else node
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
-        names = set(names_in_order(node.test))
+        names = set(names_in_order(node.test)) - CONSTANTS.keys()
         if names <= self.literals.keys():
             test = Evaluator().eval(Expr("", node.test, frozenset(), frozenset()), self.literals)
             return self.visit(node.body if test else node.orelse)

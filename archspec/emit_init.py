@@ -32,15 +32,13 @@ class InitWriter:
     def reset_lines(self, builders: list, overrides: list[Override]) -> list[str]:
         """The body of `reset_parameters` for the classes built by `builders`."""
         w = Writer(2)
-        groups = self.type_groups(builders)
+        groups = merged(self.type_groups(builders))
         if groups:
             w.line(self.table.modules_loop)
             with w.indent():
-                for k, (cls, steps) in enumerate(groups):
+                for k, (cls, lines) in enumerate(groups):
                     w.line(f"{'if' if k == 0 else 'elif'} isinstance(m, {cls}):")
-                    with w.indent():
-                        for step in steps:
-                            step(w)
+                    w.lines += lines
         for cls in dict.fromkeys(o.cls for o in overrides):
             mine = [o for o in overrides if o.cls == cls]
             if cls == self.m.spec.name:
@@ -49,6 +47,11 @@ class InitWriter:
                 continue
             w.line(self.table.modules_loop)
             with w.indent():
+                if len(mine) == 1 and mine[0].guard:  # one `if`, not two nested (ruff SIM102)
+                    w.line(f"if isinstance(m, {cls}) and {mine[0].guard.format(m='m')}:")
+                    with w.indent():
+                        self.override(w, mine[0], "m", guarded=True)
+                    continue
                 w.line(f"if isinstance(m, {cls}):")
                 with w.indent():
                     for o in mine:
@@ -82,8 +85,9 @@ class InitWriter:
                 groups.append((table.call, steps))
         return groups
 
-    def override(self, w: Writer, o: Override, module: str) -> None:
-        """Write one node-level initialisation; `module` is `m` (a block) or `self`."""
+    def override(self, w: Writer, o: Override, module: str, guarded: bool = False) -> None:
+        """Write one node-level initialisation; `module` is `m` (a block) or `self`;
+        `guarded`: the caller has tested the guard already."""
         target = o.target.format(m=module)
         rename = (lambda n: f"{module}.{n}") if module == "m" else (lambda n: f"self.{n}")
         scope_names = set(self.m.spec.params) | set(self.m.spec.let)
@@ -101,7 +105,7 @@ class InitWriter:
             for tensor, init in o.node.init.items()
             if not (init.scheme == "default" and self.init.native_default)
         ]
-        if o.guard:
+        if o.guard and not guarded:
             w.line(f"if {o.guard.format(m=module)}:")
             with w.indent():
                 for step in steps:
@@ -119,7 +123,8 @@ class InitWriter:
         spec = next((self.init.schemes[k] for k in keys if k in self.init.schemes), None)
         if spec is None:
             raise EmitError.at(self.m.spec.pos, f"{self.table.title} emitter: no `{scheme}` init")
-        t = f"{module}.{table.tensors.get(tensor, tensor)}"
+        # a learnable tensor of its own (`parameter`) is the attribute itself
+        t = module if OPS[op].source else f"{module}.{table.tensors.get(tensor, tensor)}"
         literals, sources = scheme_values(INIT_SCHEMES[scheme], args, rename)
         sources["tensor"] = t
         weight = f"{module}.{table.tensors.get('weight', 'weight')}"
@@ -139,6 +144,21 @@ class InitWriter:
                 w.expr(from_source(statement))
 
         return write
+
+
+def merged(groups: list[tuple[str, list]]) -> list[tuple[str, list[str]]]:
+    """Classes initialised alike share one branch, `isinstance(m, (nn.Conv2d, nn.Linear))`,
+    as hand-written code does (and ruff asks)."""
+    found: dict[tuple[str, ...], list[str]] = {}
+    for cls, steps in groups:
+        w = Writer(4)
+        for step in steps:
+            step(w)
+        found.setdefault(tuple(w.lines), []).append(cls)
+    return [
+        (classes[0] if len(classes) == 1 else f"({', '.join(classes)})", list(lines))
+        for lines, classes in found.items()
+    ]
 
 
 def scheme_values(

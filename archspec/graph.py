@@ -45,6 +45,8 @@ COLOURS = {
     "add": "#eeeeee",
     "multiply": "#eeeeee",
     "concat": "#eeeeee",
+    "chunk": "#eeeeee",
+    "split": "#eeeeee",
 }
 ACTIVATION_COLOUR = "#d9ead3"
 UNIT_COLOUR = "#f3f3f3"
@@ -109,7 +111,26 @@ def op_label(node: Node) -> str:
         extras.append("to " + _pair(a["output"], square=True))
     if node.op == "dropout":
         extras.append(f"p={a['p']:g}")
+    extras += _tensor_extras(node)
     return ", ".join([text, *extras])
+
+
+def _tensor_extras(node: Node) -> list[str]:
+    """Key attributes of the tensor ops: parts, axes, shapes."""
+    a, extras = node.attrs, []
+    if node.parts is not None:
+        extras.append(f"{len(node.parts)} parts")
+    if a.get("axis", 0) != 0 and node.op in ("concat", "chunk", "split"):
+        extras.append(f"axis {a['axis']}")
+    if node.op == "split":
+        extras.append("sizes " + ", ".join(map(str, a["sizes"])))
+    if node.op == "permute":
+        extras.append("dims " + ", ".join(map(str, a["dims"])))
+    if node.op == "reshape":
+        extras.append("to " + shape_label(node.shape))
+    if node.op == "flatten" and (a["start"], a["end"]) != (0, -1):
+        extras.append(f"axes {a['start']} to {a['end']}")
+    return extras
 
 
 def _pair(pair: tuple[int, int], square: bool = False) -> str:
@@ -160,17 +181,16 @@ def _title(graph: Graph) -> str:
 
 
 def _edges(graph: Graph, owner: dict[str, str]) -> list[Edge]:
-    """Producer box -> consumer box for every input, merged, without self-loops."""
-    shapes = {n.path: n.shape for n in graph.nodes}
+    """Producer box -> consumer box for every input, merged, without self-loops.
+
+    An edge carries the shape its consumer reads: one part of a node with several outputs.
+    """
     defined: set[str] = set()
     edges: dict[tuple[str, str], Edge] = {}
 
-    def connect(producer: str, dst: str) -> None:
+    def connect(producer: str, dst: str, shape: tuple[int, ...] | None) -> None:
         # `input` is the graph input unless a node of that name came earlier
-        if producer == "input" and producer not in defined:
-            src, shape = "input", graph.input_shape
-        else:
-            src, shape = owner[producer], shapes[producer]
+        src = "input" if producer == "input" and producer not in defined else owner[producer]
         if src == dst:
             return
         edge = edges.setdefault((src, dst), Edge(src, dst, []))
@@ -178,10 +198,10 @@ def _edges(graph: Graph, owner: dict[str, str]) -> list[Edge]:
             edge.shapes.append(shape_label(shape))
 
     for node in graph.nodes:
-        for producer in node.inputs:
-            connect(producer, owner[node.path])
+        for producer, shape in zip(node.inputs, node.in_shapes, strict=True):
+            connect(producer, owner[node.path], shape)
         defined.add(node.path)
-    connect(graph.output.producer, "output")
+    connect(graph.output.producer, "output", graph.output.shape)
     return list(edges.values())
 
 

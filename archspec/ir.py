@@ -16,7 +16,18 @@ from typing import Any
 
 from archspec.errors import Collector, Pos, SpecError, did_you_mean, quote, shorten
 from archspec.expr import CONSTANTS, BudgetError, Evaluator, Expr, ExprError, Function
-from archspec.ops import CHECKERS, INIT_SCHEMES, OPS, Activation, AttrError, Op, Shape, ShapeError
+from archspec.ops import (
+    CHECKERS,
+    INIT_SCHEMES,
+    OPS,
+    Activation,
+    AttrError,
+    MultiOutput,
+    Op,
+    Shape,
+    ShapeError,
+)
+from archspec.ops.spatial import padding_is_literal
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec, ParamSpec, coerce
 
 OVERRIDE_POS = Pos("--set")
@@ -29,6 +40,8 @@ MAX_NESTED = 100  # block calls and sequences inside each other
 MAX_PATH = 500  # characters of a module path (`layer1.0.downsample.0`)
 MAX_REPEAT = 10_000  # one repeat's count
 MAX_CYCLES = 100  # block cycles reported (a spec can hold more than anyone reads)
+PARAMETER_JOINS = ("add", "multiply")  # broadcast a batchless `parameter` over the batch
+STRING_KINDS = ("activation", "depth_mode")  # attributes whose values are names: quote hints
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,19 @@ class Value:
     producer: str
     shape: Shape | None
     kind = "a node"
+    index: int | None = None  # which output of a node with several (`parts[1]`)
+
+
+class Parts(list):
+    """The outputs of a node with several (chunk, split): `parts[k]` is one Value.
+
+    A list, so `inputs: "parts[1]"` indexes it; used whole where one tensor is expected,
+    it is refused with a located error (`whole_parts`).
+    """
+
+    def __init__(self, producer: str, values: list[Value]):
+        super().__init__(values)
+        self.producer = producer
 
 
 @dataclass
@@ -63,6 +89,12 @@ class Node:
     macs: int
     init: dict[str, tuple[str, dict[str, Any]]]
     pos: Pos
+    parts: list[Shape] | None = None  # every output's shape, for a node with several
+
+    @property
+    def outputs(self) -> list[Shape]:
+        """The shapes of the node's outputs (one, or its parts)."""
+        return self.parts if self.parts is not None else [self.shape]
 
 
 @dataclass
@@ -126,6 +158,7 @@ class _Binder:
         self.node_names: dict[int, tuple[list[str], set[str]]] = {}  # by id of the spec's list
         self.costs: dict[int, int] = {}  # by id of a block: the work of binding its params
         self.bad_keys: dict[int, bool] = {}  # by node id: unknown attributes (-id: init tensors)
+        self.parameters: set[str] = set()  # paths of `parameter` nodes: tensors with no batch
 
     # -- entry ---------------------------------------------------------------------------
     def bind(self, overrides: dict[str, Any], input_shape: Shape | None) -> Graph:
@@ -144,6 +177,10 @@ class _Binder:
         output = Value("input", shape)
         if scope is not None:
             output = self.bind_nodes(spec.nodes, _output(spec), scope, "", output, seq=False)
+        if isinstance(output, Parts):
+            where = _output(spec)[1] if spec.output else spec.nodes[-1].pos
+            self.errors.add(where, whole_parts(output))
+            output = Value(output.producer, None)
         self.check_flatten()
         self.errors.raise_if_any()
         params = {k: scope[k] for k in spec.params}
@@ -240,13 +277,19 @@ class _Binder:
         prefix: str,
         x: Value,
         seq: bool,
+        packed: bool = False,
     ) -> Value:
-        """Bind a list of nodes in order; returns the output value (last node by default)."""
+        """Bind a list of nodes in order; returns the output value (last node by default).
+
+        In a `packed` sequence an absent item takes no index: the next present one takes it.
+        """
         output, output_pos = output if isinstance(output, tuple) else (output, self.spec.pos)
         names, known = self.names(nodes, seq)
         env: dict[str, Value] = {"x": x}
         prev = x
+        present = 0  # items that built a module so far: a packed sequence's next index
         for ns, name in zip(nodes, names, strict=True):
+            name = str(present) if packed else name
             if ns.name and ns.name in scope:
                 self.errors.add(
                     ns.pos, f"node name `{shorten(ns.name)}` is also a parameter, let or block"
@@ -257,13 +300,17 @@ class _Binder:
                 env[name] = prev = Value(prefix, None)
                 continue
             ins = self.inputs(ns, scope, env, known, prev)
+            if seq and ns.op in OPS and OPS[ns.op].joins:  # refused by check_structure
+                ins = None
             if ins is None:
                 value = Value(join(prefix, name), None)
             else:
+                built = len(self.parents[-1].children)
                 value = self.bind_node(ns, scope, join(prefix, name), ins)
+                present += len(self.parents[-1].children) > built
             env[name] = prev = value
         if output is None:
-            return prev
+            return self.batched(prev, nodes[-1].pos if nodes else output_pos)
         if output not in env:
             self.errors.add(
                 output_pos,
@@ -271,7 +318,18 @@ class _Binder:
                 did_you_mean(output, env),
             )
             return Value(prefix, None)
-        return env[output]
+        return self.batched(env[output], output_pos)
+
+    def batched(self, value: Value, pos: Pos) -> Value:
+        """A block's or the network's output: not a parameter, which has no batch axis."""
+        if value.producer in self.parameters:
+            self.errors.add(
+                pos,
+                f"the output is the parameter `{shorten(value.producer)}`, which has no batch "
+                "axis: use it in add or multiply with an input that has one",
+            )
+            return Value(value.producer, None)
+        return value
 
     def names(self, nodes: list[NodeSpec], seq: bool) -> tuple[list[str], set[str]]:
         """The names of a node list's nodes (worked out once per list, not per instance)."""
@@ -286,7 +344,9 @@ class _Binder:
     ) -> list[Value] | None:
         if ns.inputs is None:
             return [prev]
-        self.spend(len(ns.inputs.names), ns.inputs.pos)  # each is looked up, per instance
+        self.spend(len(ns.inputs.names), ns.inputs.pos)
+        if not self.part_indexes(ns, env):
+            return None  # each is looked up, per instance
         missing = sorted(
             n for n in ns.inputs.names if n not in env and n not in scope and n not in CONSTANTS
         )
@@ -304,21 +364,48 @@ class _Binder:
         if missing:
             return None
         value = self.eval(ns.inputs, _child(scope, env))
-        values = value if isinstance(value, list) else [value]
-        if value is None or not values or not all(isinstance(v, Value) for v in values):
+        values = value if isinstance(value, list) and not isinstance(value, Parts) else [value]
+        if value is None or not values or not all(isinstance(v, (Value, Parts)) for v in values):
             if value is not None:
                 self.errors.add(ns.inputs.pos, "`inputs` must name nodes")
             return None
         return values
 
+    def part_indexes(self, ns: NodeSpec, env: dict[str, Value]) -> bool:
+        """Outputs of a node with several are named one by one, `parts[1]`, with a literal
+        index in range; an index on a node with one output is a mistake. False if reported.
+        """
+        import ast
+
+        subscripts = {
+            id(n.value): n for n in ast.walk(ns.inputs.tree) if isinstance(n, ast.Subscript)
+        }
+        problems = []
+        for node in ast.walk(ns.inputs.tree):
+            value = env.get(node.id) if isinstance(node, ast.Name) else None
+            sub = subscripts.get(id(node))
+            if isinstance(value, Parts):
+                problems.append(_part_problem(node.id, value, sub))
+            elif isinstance(value, Value) and sub is not None:
+                one = f"`{node.id}` has one output: write `{node.id}`, not an index"
+                problems.append(one if value.shape is not None else "")  # broken: said once
+        for problem in filter(None, problems):
+            self.errors.add(ns.inputs.pos, problem)
+        return all(p is None for p in problems)
+
     def bind_node(self, ns: NodeSpec, scope, path: str, ins: list[Value]) -> Value:
         self.spend(1, ns.pos)
+        whole = next((v for v in ins if isinstance(v, Parts)), None)
+        if whole is not None:
+            where = ns.inputs.pos if ns.inputs is not None else ns.pos
+            self.errors.add(where, whole_parts(whole))
+            return Value(path, None)
         if ns.when is not None:
             present = self.eval(ns.when, scope)
             if present is None:
                 return Value(path, None)
             if not present:  # an absent node passes its first input through
-                return ins[0]
+                return self.absent(ns, scope, path, ins[0])
         if ns.repeat is None and ns.for_each is None:
             return self.bind_body(ns, scope, path, ins)
         if ns.op in OPS and OPS[ns.op].joins:  # refused by check_structure
@@ -326,11 +413,25 @@ class _Binder:
         module = self.push(Module(path, "repeat", ""))
         value = ins[0]
         for k, extra in enumerate(self.iterations(ns, scope)):
+            if isinstance(value, Parts):  # the last iteration's output feeds the next
+                self.errors.add(ns.pos, whole_parts(value))
+                value = Value(path, None)
+                break
             value = self.bind_body(
                 ns, _child(scope, extra), f"{path}.{k}", ins if k == 0 else [value]
             )
         self.pop(module)
         return value
+
+    def absent(self, ns: NodeSpec, scope, path: str, x: Value) -> Value | Parts:
+        """An absent node's value: its input; each part of an absent chunk or split is it."""
+        op = OPS.get(ns.op) if ns.kind == "op" else None
+        if not isinstance(op, MultiOutput):
+            return x
+        attrs = self.op_attrs(op, ns, scope)
+        if attrs is None:
+            return Value(path, None)
+        return Parts(path, [x] * op.count(attrs))
 
     def spend(self, count: int, pos: Pos) -> None:
         """Count nodes and block parameters bound, absent ones too, against MAX_BOUND."""
@@ -399,7 +500,7 @@ class _Binder:
         try:
             if ns.kind == "seq":
                 module = self.push(Module(path, "seq", ""))
-                value = self.bind_nodes(ns.seq, None, scope, path, ins[0], seq=True)
+                value = self.bind_nodes(ns.seq, None, scope, path, ins[0], True, ns.packed)
                 self.pop(module)
                 return value
             return self.bind_block(ns, scope, path, ins[0])
@@ -471,17 +572,12 @@ class _Binder:
             return Value(path, None)
         if isinstance(op, Activation):
             op, attrs = OPS[attrs["fn"]], {}
-        if not op.min_inputs <= len(ins) <= op.max_inputs:
-            expected = (
-                op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
-            )
-            self.errors.add(ns.pos, f"{op.name} takes {expected} input(s), got {len(ins)}")
+        ins = self.op_inputs(op, ns, path, ins)
+        if ins is None:
             return Value(path, None)
         shapes = [v.shape for v in ins]
-        if any(s is None for s in shapes):
-            return Value(path, None)
         try:
-            shape = op.shape(shapes, attrs)
+            shape, parts = _outputs(op, shapes, attrs)
         except ShapeError as exc:
             self.errors.add(ns.pos, f"{path}: {exc}")
             return Value(path, None)
@@ -498,10 +594,43 @@ class _Binder:
             op.macs(shapes, shape, attrs),
             self.bind_init(op, ns, scope, params),
             ns.pos,
+            parts,
         )
         self.nodes.append(node)
+        if op.source:
+            self.parameters.add(path)
         self.parents[-1].children.append(Module(path, "op", op.name, node=node))
-        return Value(path, shape)
+        return Value(path, shape) if parts is None else _parts(path, parts)
+
+    def op_inputs(self, op: Op, ns: NodeSpec, path: str, ins: list[Value]) -> list[Value] | None:
+        """The inputs an op takes, or None: a wrong count, an unknown shape, a parameter
+        where it cannot go."""
+        if op.source:  # a tensor of its own: the previous node is not its input
+            if ns.inputs is not None or path.rpartition(".")[2].isdigit():
+                return None  # with inputs, repeated or a sequence item: check_structure refuses
+            return []
+        if not op.min_inputs <= len(ins) <= op.max_inputs:
+            expected = (
+                op.min_inputs if op.min_inputs == op.max_inputs else f"{op.min_inputs} or more"
+            )
+            self.errors.add(ns.pos, f"{op.name} takes {expected} input(s), got {len(ins)}")
+            return None
+        if any(v.shape is None for v in ins) or not self.batch_of(op, ins, ns, path):
+            return None
+        return ins
+
+    def batch_of(self, op: Op, ins: list[Value], ns: NodeSpec, path: str) -> bool:
+        """A parameter has no batch axis: only add and multiply broadcast it, against an
+        input that has one (generated code writes `self.scale * x`)."""
+        own = [v.producer for v in ins if v.producer in self.parameters]
+        if not own or (op.name in PARAMETER_JOINS and len(own) < len(ins)):
+            return True
+        self.errors.add(
+            ns.pos,
+            f"{path}: {op.name} cannot take the parameter `{shorten(own[0])}`, which has no "
+            "batch axis: use it in add or multiply with an input that has one",
+        )
+        return False
 
     def op_attrs(self, op: Op, ns: NodeSpec, scope) -> dict[str, Any] | None:
         defaults = self.spec.defaults.get(op.name, {})
@@ -518,12 +647,14 @@ class _Binder:
                 value, where = attr.default, ns.pos
             else:
                 errors = self.errors.count
-                value, where = self.eval(expr, scope, attr.kind == "activation"), expr.pos
+                value, where = self.eval(expr, scope, attr.kind in STRING_KINDS), expr.pos
                 if self.errors.count > errors:
                     continue
             try:
                 self.ev.size(value)  # a message may quote it: long values cost their length
                 attrs[key] = CHECKERS[attr.kind](value)
+                if attr.kind == "padding" and expr is not None and expr.names:
+                    padding_is_literal(value)
             except BudgetError as exc:
                 self.errors.stop(where, exc.message)
             except ExprError as exc:
@@ -589,7 +720,9 @@ class _Binder:
         for node in self.nodes:
             if node is None or node.op != "flatten":
                 continue
-            spatial = node.in_shapes[0][1:]
+            if node.in_shapes[0] and node.attrs["start"] % len(node.in_shapes[0]):
+                continue  # flattening after the channel axis keeps the channels
+            spatial = flattened(node)
             if spatial not in ((), (1, 1)):
                 sizes.setdefault(spatial, node)
         if len(sizes) > 1:
@@ -609,6 +742,60 @@ class _Binder:
 
     def pop(self, module: Module) -> None:
         assert self.parents.pop() is module
+
+
+def _outputs(op: Op, shapes: list[Shape], attrs: dict) -> tuple[Shape, list[Shape] | None]:
+    """An op's output shape, and every output's for an op with several."""
+    return op.shape(shapes, attrs), op.parts(shapes, attrs) if isinstance(op, MultiOutput) else None
+
+
+def _parts(path: str, shapes: list[Shape]) -> Parts:
+    return Parts(path, [Value(path, shape, k) for k, shape in enumerate(shapes)])
+
+
+def _written_in_forward(op: Op) -> str:
+    """Why an op is an expression in `forward`, not a module."""
+    return "has several outputs" if isinstance(op, MultiOutput) else "joins several inputs"
+
+
+def flattened(node: Node) -> Shape:
+    """The axes after the channels that a flatten from axis 0 folds into them."""
+    shape = node.in_shapes[0]
+    return shape[1 : node.attrs["end"] % len(shape) + 1] if shape else ()
+
+
+def whole_parts(parts: Parts, name: str | None = None) -> str:
+    """The message for a node with several outputs used where one tensor is expected."""
+    name = name or parts.producer.rsplit(".", 1)[-1]
+    return (
+        f"`{name}` has {len(parts)} outputs: name one of them, "
+        f"`{name}[0]` to `{name}[{len(parts) - 1}]`, where one tensor is expected"
+    )
+
+
+def _part_problem(name: str, parts: Parts, sub) -> str | None:
+    """What is wrong with naming `name` (a node with several outputs) here, if anything."""
+    index = None if sub is None else part_index(sub.slice)
+    if sub is None:
+        return whole_parts(parts, name)
+    if index is None:
+        return f"`{name}` has {len(parts)} outputs: name one with a literal index, `{name}[0]`"
+    if not -len(parts) <= index < len(parts):
+        last = len(parts) - 1
+        return (
+            f"`{name}[{index}]`: `{name}` has {len(parts)} outputs, `{name}[0]` to `{name}[{last}]`"
+        )
+    return None
+
+
+def part_index(tree) -> int | None:
+    """The literal index of `parts[1]` or `parts[-1]`, else None."""
+    import ast
+
+    if isinstance(tree, ast.UnaryOp) and isinstance(tree.op, ast.USub):
+        inner = part_index(tree.operand)
+        return None if inner is None else -inner
+    return tree.value if isinstance(tree, ast.Constant) and type(tree.value) is int else None
 
 
 def _child(scope: Mapping[str, Any], names: Mapping[str, Any]) -> ChainMap:
@@ -720,7 +907,9 @@ def _check_node(
     repeats = ns.repeat is not None or ns.for_each is not None
     if op is not None and op.joins and (in_seq or repeats):
         where = "be a sequence item" if in_seq else "repeat"
-        errors.add(ns.pos, f"`{ns.op}` joins several inputs: it cannot {where}")
+        errors.add(ns.pos, f"`{ns.op}` {_written_in_forward(op)}: it cannot {where}")
+    if op is not None and op.source:
+        _check_source(ns, errors, in_seq, repeats)
     if ns.inputs is not None and ns.op != "concat" and not _names_only(ns.inputs):
         errors.add(
             ns.inputs.pos,
@@ -743,16 +932,45 @@ def _check_node(
             "section, or put the node in a block",
         )
     for child in ns.seq or []:
-        _check_node(shadows, child, errors, in_seq=True, context=context)
+        _check_node(shadows, child, errors, in_seq=True, context=_items_context(ns, context))
+
+
+def _items_context(ns: NodeSpec, context: str) -> str:
+    """Where a sequence's items are, for refusing node-level `init` there."""
+    if ns.packed and not context:  # an item's index depends on the items before it
+        return "inside a packed sequence"
+    return context
+
+
+def _check_source(ns: NodeSpec, errors: Collector, in_seq: bool, repeats: bool) -> None:
+    """A tensor of its own (`parameter`) is an attribute, not a module: it stands alone."""
+    what = f"`{ns.op}` is a learnable tensor, not a layer"
+    if in_seq or repeats:
+        errors.add(ns.pos, f"{what}: it cannot {'be a sequence item' if in_seq else 'repeat'}")
+    if ns.when is not None:
+        errors.add(ns.when.pos, f"{what}: it cannot be conditional (`when`)")
+    if ns.inputs is not None:
+        errors.add(ns.inputs.pos, f"{what}: it takes no `inputs` (name it in the inputs of others)")
 
 
 def _names_only(expr: Expr) -> bool:
-    """`a` or `[a, b]`: inputs named one by one."""
+    """`a`, `[a, b]` or `[parts[0], b]`: inputs named one by one (a part by its index)."""
     import ast
 
     tree = expr.tree
     elts = tree.elts if isinstance(tree, ast.List) else [tree]
-    return all(isinstance(e, ast.Name) for e in elts)
+    return all(isinstance(e, ast.Name) or is_part(e) for e in elts)
+
+
+def is_part(e) -> bool:
+    """`parts[1]`: one output of a node with several, a literal index."""
+    import ast
+
+    return (
+        isinstance(e, ast.Subscript)
+        and isinstance(e.value, ast.Name)
+        and part_index(e.slice) is not None
+    )
 
 
 def _owner_exprs(owner: BlockSpec):
@@ -792,6 +1010,10 @@ def _check_tables(spec: NetworkSpec, errors: Collector) -> None:
                 first = next(iter(entries.values()), None)
                 where = first.pos if first is not None else spec.field_pos(section)
                 errors.add(where, f"`{section}`: unknown op `{shorten(op)}`", did_you_mean(op, OPS))
+                continue
+            if section == "init" and OPS[op].source and entries:  # no class to find it by
+                where = next(iter(entries.values())).pos
+                errors.add(where, f"`init`: set a {op}'s initialisation on its node")
                 continue
             known = OPS[op].attrs if section == "defaults" else OPS[op].tensors
             for key, value in entries.items():

@@ -18,6 +18,13 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return " x ".join(["N", *map(str, shape)])
 
 
+def parts_text(parts: tuple[tuple[int, ...], ...]) -> str:
+    """The outputs of an op with several: `2 x (N x 58 x 28 x 28)`, or each one's shape."""
+    if len(set(parts)) == 1:
+        return f"{len(parts)} x ({shape_text(parts[0])})"
+    return ", ".join(map(shape_text, parts))
+
+
 def render_summary(summary: Summary, console: Console | None = None) -> None:
     """Print a torchinfo-style table: one row per op (or per folded block), then totals."""
     longest = max((len(layer.path) for layer in summary.layers), default=10)
@@ -42,7 +49,7 @@ def render_summary(summary: Summary, console: Console | None = None) -> None:
         table.add_row(
             Text(layer.path),
             Text(layer.op),
-            shape_text(layer.shape),
+            parts_text(layer.parts) if layer.parts else shape_text(layer.shape),
             _count(layer.trainable),
             _count(layer.bn_stats),
             _count(layer.macs),
@@ -67,8 +74,10 @@ def render_check(report, console: Console | None = None) -> None:
             f" (input N x {shape})"
         ),
         caption="differences: max abs / relative to the reference's largest magnitude; "
-        f"tolerance {TOLERANCE:g} relative (float32); train-mode gradients are reported, "
-        f"not gated; expected {exp['trainable']:,} trainable, {exp['bn_stats']:,} BN stats, "
+        f"tolerance {TOLERANCE:g} relative (float32); train mode uses batch statistics with "
+        "dropout and stochastic depth off (their randomness differs by framework); "
+        "train-mode gradients are reported, not gated; "
+        f"expected {exp['trainable']:,} trainable, {exp['bn_stats']:,} BN stats, "
         f"output {exp['output']}",
         header_style="bold",
     )

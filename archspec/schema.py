@@ -21,13 +21,24 @@ from archspec.spec import NetworkSpec
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 EXPRESSION = "an expression (a string is parsed: write a literal string as \"'text'\")"
 _KINDS: dict[str, list[dict[str, Any]]] = {
+    "ints": [{"type": "array", "items": {"type": ["integer", "string"]}, "minItems": 1}],
     "int": [{"type": "integer"}],
     "pair": [
         {"type": "integer"},
         {"type": "array", "items": {"type": ["integer", "string"]}, "minItems": 2, "maxItems": 2},
     ],
+    "padding": [
+        {"type": "integer"},
+        {
+            "type": "array",
+            "items": {"type": ["integer", "string", "array"]},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    ],
     "float": [{"type": "number"}],
     "prob": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1}],
+    "unit": [{"type": "number", "minimum": 0, "maximum": 1}],
     "bool": [{"type": "boolean"}],
 }
 _NODE_KINDS = ("op", "block", "seq")
@@ -110,7 +121,7 @@ def _attr_schema(attr: Attr) -> dict[str, Any]:
 
 
 def _op_node(name: str, op: Op, common: dict[str, Any]) -> dict[str, Any]:
-    props = {k: v for k, v in common.items() if k not in _NODE_KINDS and k != "args"}
+    props = {k: v for k, v in common.items() if k not in (*_NODE_KINDS, "args", "packed")}
     props["op"] = {"const": name, "description": (type(op).__doc__ or name).strip()}
     props.update({key: _attr_schema(attr) for key, attr in op.attrs.items()})
     required = ["op", *(key for key, attr in op.attrs.items() if attr.required)]
@@ -124,7 +135,7 @@ def _op_node(name: str, op: Op, common: dict[str, Any]) -> dict[str, Any]:
 
 
 def _block_node(common: dict[str, Any]) -> dict[str, Any]:
-    props = {k: v for k, v in common.items() if k not in ("op", "seq")}
+    props = {k: v for k, v in common.items() if k not in ("op", "seq", "packed")}
     return {
         "title": "block call",
         "type": "object",

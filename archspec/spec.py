@@ -250,6 +250,8 @@ class NodeSpec(Model):
     """The block this node calls: a block name, or an expression naming one."""
     seq: list[NodeSpec] | None = None
     """Items applied one after the other, with module paths `0`, `1`, ..."""
+    packed: bool = False
+    """On a `seq`: absent items vanish and the items after them take the next indices."""
     args: dict[str, ExprField] = Field(default_factory=dict)
     """Arguments of the block call (the block's parameters)."""
     inputs: ExprField | None = None
@@ -287,6 +289,8 @@ class NodeSpec(Model):
             raise ValueError("use `repeat` or `for_each`, not both")
         if self.args and self.block is None:
             raise ValueError("`args` belongs to block calls; op attributes are written inline")
+        if self.packed and self.seq is None:
+            raise ValueError("`packed` belongs to sequences (`seq`)")
         if self.model_extra and self.op is None:
             raise ValueError(f"unknown key `{sorted(self.model_extra)[0]}`")
         return self

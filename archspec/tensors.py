@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from archspec.backend import Backend
 from archspec.errors import Pos, SpecError
 from archspec.ir import Graph
+from archspec.ops import OPS
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,24 @@ class TensorMap:
 
 
 def tensor_maps(graph: Graph, backend: Backend) -> list[TensorMap]:
-    """Every weight and statistic of a bound network, in graph order."""
-    maps = []
+    """Every weight and statistic of a bound network, in state-dict order.
+
+    That is graph order, except that a learnable tensor of its own (`parameter`, named by
+    its node's path) comes before the layers of the module holding it, as a module's own
+    parameters come before its children's in every framework.
+    """
+    maps: list[TensorMap] = []
+    own: dict[str, int] = {}  # module path -> its own tensors placed so far
     for node in graph.nodes:
+        if OPS[node.op].source:
+            (shape,) = node.params.values()
+            parent = node.path.rpartition(".")[0]
+            prefix = f"{parent}." if parent else ""
+            first = next((k for k, m in enumerate(maps) if m.canonical.startswith(prefix)), None)
+            at = len(maps) if first is None else first + own.get(parent, 0)
+            maps.insert(at, TensorMap(node.path, node.path, False, shape, True))
+            own[parent] = own.get(parent, 0) + 1
+            continue
         table = backend.spec.ops.get(node.op)
         names = table.tensors if table else {}
         transposed = set(table.transposed) if table else set()

@@ -22,8 +22,19 @@ ASYMMNETS = ["asymmnet_large", "asymmnet_small"]
 MORE = {
     "mobilenet_v3_large": ({}, (3, 64, 64)),
     "mobilenet_v3_small": ({}, (3, 64, 64)),
+    "efficientnet_b0": ({}, (3, 32, 32)),
+    "efficientnet_v2_s": ({}, (3, 32, 32)),
+    "convnext_tiny": ({}, (3, 32, 32)),
+    "shufflenet_v2_x1_0": ({}, (3, 32, 32)),
     "seed_resnext50": ({"pool_size": 2}, (3, 64, 64)),  # the 7x7 head window needs 224x224
+    "seed_ms_resnet50": ({}, (3, 32, 32)),
 }
+# the variants of those families (other widths and depths, the same code paths): nightly
+NIGHTLY = [
+    *((f"efficientnet_b{k}", {}, (3, 32, 32)) for k in range(1, 8)),
+    *((f"convnext_{size}", {}, (3, 32, 32)) for size in ("small", "base", "large")),
+    *((f"shufflenet_v2_x{w}", {}, (3, 32, 32)) for w in ("0_5", "1_5", "2_0")),
+]
 SPECS = RESNETS + ASYMMNETS
 
 # (spec, constructor arguments, input C x H x W); the first case of each spec is the default

@@ -1,6 +1,6 @@
 """Run every case of backend_cases.py on one framework and print a JSON report.
 
-    python tests/backend_worker.py torch|paddle|mindspore [--compile]
+    python tests/backend_worker.py torch|paddle|mindspore [--compile] [--nightly]
 
 Each framework runs alone in its own process: importing paddle before mindspore in one
 process breaks MindSpore, and none of the three needs the others. For every case the
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from backend_cases import CASES, FIRST, case_id  # noqa: E402
+from backend_cases import CASES, FIRST, NIGHTLY, case_id  # noqa: E402
 
 
 def network_class(backend: str, spec: str):
@@ -170,13 +170,14 @@ def main() -> None:
     framework = FRAMEWORKS[backend]()
     results = {}
     rng = np.random.default_rng(0)
-    for case in CASES:
+    nightly = "--nightly" in sys.argv  # the variants instead, each compiled too
+    for case in NIGHTLY if nightly else CASES:
         spec, kwargs, shape = case
         x = rng.standard_normal((2, *shape)).astype(np.float32)
         try:
             net = network_class(backend, spec)(**kwargs)
             report = framework.run(net, x)
-            if compile_ and FIRST[spec] == case:
+            if compile_ and (nightly or FIRST[spec] == case):
                 report["compiled"] = framework.compile(net, x)
         except Exception:
             report = {"error": traceback.format_exc()}

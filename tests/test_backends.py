@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from backend_cases import ASYMMNETS, CASES, FIRST, RESNETS, case_id
+from backend_cases import ASYMMNETS, CASES, FIRST, NIGHTLY, RESNETS, case_id
 
 from archspec.analysis import summarize
 from archspec.compiler import compile_spec
@@ -29,11 +29,12 @@ BN_NAMES = {
 
 
 @cache
-def workers() -> dict[str, subprocess.Popen]:
+def workers(*flags: str) -> dict[str, subprocess.Popen]:
     """Start one worker per backend, all at once (they run in parallel), on first use."""
+    worker = str(ROOT / "tests" / "backend_worker.py")
     return {
         backend: subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "backend_worker.py"), backend, "--compile"],
+            [sys.executable, worker, backend, "--compile", *flags],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -44,10 +45,10 @@ def workers() -> dict[str, subprocess.Popen]:
 
 
 @cache
-def report(backend: str) -> dict:
+def report(backend: str, *flags: str) -> dict:
     """The worker's report for one backend (waits for it)."""
-    out, err = workers()[backend].communicate()
-    assert workers()[backend].returncode == 0, err[-3000:]
+    out, err = workers(*flags)[backend].communicate()
+    assert workers(*flags)[backend].returncode == 0, err[-3000:]
     return json.loads(out)
 
 
@@ -75,6 +76,19 @@ def test_framework_compiler_accepts_module(backend, spec):
     assert "error" not in got, got.get("error")
     assert " ok" in got["compiled"]
     assert got["compiled"].endswith(("diff 0.0e+00",)) or float(got["compiled"][-7:]) < 1e-5
+
+
+@pytest.mark.nightly
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", NIGHTLY, ids=case_id)
+def test_every_variant_runs_and_compiles(backend, case):
+    spec, kwargs, shape = case
+    got = report(backend, "--nightly")[case_id(case)]
+    assert "error" not in got, got.get("error")
+    trainable, bn_stats, out = expected(spec, tuple(kwargs.items()), shape)
+    assert (got["trainable"], got["bn_stats"]) == (trainable, bn_stats)
+    assert got["eval_shape"] == got["train_shape"] == out
+    assert " ok" in got["compiled"]
 
 
 # -- reference key sets, written from networks.md, not imported from reference libraries ----

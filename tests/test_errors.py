@@ -478,6 +478,111 @@ CORPUS = [
         "spec.yaml:4:5: error: max_pool2d: padding (2, 2) must be at most half the kernel (2, 2)",
     ),
     case(
+        "padding_unknown_string",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: "'valid'"}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected 'same', p, [ph, pw] or "
+        "[[top, bottom], [left, right]], got 'valid'",
+    ),
+    case(
+        "padding_same_is_lower_case",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: "'SAME'"}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected 'same', p, [ph, pw] or "
+        "[[top, bottom], [left, right]], got 'SAME'",
+    ),
+    case(
+        "padding_one_nested_pair",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: [[0, 1]]}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected "
+        "[[top, bottom], [left, right]], got [[0, 1]]",
+    ),
+    case(
+        "padding_short_nested_pair",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: [[0, 1], [1]]}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected "
+        "[[top, bottom], [left, right]], got [[0, 1], [1]]",
+    ),
+    case(
+        "padding_mixed_nesting",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: [1, [0, 1]]}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected "
+        "[[top, bottom], [left, right]], got [1, [0, 1]]",
+    ),
+    case(
+        "padding_nested_negative",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: [[0, -1], [0, 0]]}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected an integer >= 0, got -1",
+    ),
+    case(
+        "padding_nested_float",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: [[0.5, 1], [0, 0]]}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected an integer, got 0.5",
+    ),
+    case(
+        "padding_bool",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: true}
+        """,
+        "spec.yaml:4:46: error: conv2d attribute `padding`: expected an integer, got True",
+    ),
+    case(
+        "pool_uneven_padding_over_half_kernel",
+        """
+        nodes:
+          - {op: max_pool2d, kernel: 2, padding: [[0, 2], [0, 0]]}
+        """,
+        "spec.yaml:4:5: error: max_pool2d: padding ((0, 2), (0, 0)) must be at most half the "
+        "kernel (2, 2)",
+    ),
+    case(
+        "pool_same_with_ceil_mode",
+        """
+        nodes:
+          - {op: max_pool2d, kernel: 3, stride: 2, ceil_mode: true, padding: "'same'"}
+        """,
+        "spec.yaml:4:5: error: max_pool2d: ceil_mode does not apply to padding 'same' (its output "
+        "is ceil(in / stride))",
+    ),
+    case(
+        "pool_uneven_padding_with_ceil_mode",
+        """
+        nodes:
+          - {op: avg_pool2d, kernel: 3, stride: 2, ceil_mode: true, padding: [[0, 1], [1, 1]]}
+        """,
+        "spec.yaml:4:5: error: avg_pool2d: ceil_mode needs symmetric padding (PyTorch's rule is "
+        "defined for it)",
+    ),
+    case(
+        "conv_uneven_padding_kernel_too_large",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 5, dilation: 3, padding: [[0, 1], [0, 1]]}
+        """,
+        "spec.yaml:4:5: error: conv2d: kernel height 13 is larger than the padded input "
+        "(8 + 0 + 1)",
+    ),
+    case(
         "global_pool_after_flatten",
         """
         nodes:
@@ -831,6 +936,190 @@ CORPUS = [
         """,
         "spec.yaml:5:5: error: `add` joins several inputs: it cannot repeat",
     ),
+    # -- tensor ops and nodes with several outputs (`parts[k]`) --------------------------------
+    case(
+        "part_index_out_of_range",
+        """
+        nodes:
+          - {name: halves, op: chunk, chunks: 2, axis: 1}
+          - {op: relu, inputs: "halves[2]"}
+        """,
+        "spec.yaml:5:24: error: `halves[2]`: `halves` has 2 outputs, `halves[0]` to `halves[1]`",
+    ),
+    case(
+        "part_negative_index_out_of_range",
+        """
+        nodes:
+          - {name: halves, op: chunk, chunks: 2, axis: 1}
+          - {op: relu, inputs: "halves[-3]"}
+        """,
+        "spec.yaml:5:24: error: `halves[-3]`: `halves` has 2 outputs, `halves[0]` to `halves[1]`",
+    ),
+    case(
+        "part_index_not_literal",
+        """
+        params: {k: 0}
+        nodes:
+          - {name: halves, op: chunk, chunks: 2, axis: 1}
+          - {op: concat, inputs: "[halves[k]]"}
+        """,
+        "spec.yaml:6:26: error: `halves` has 2 outputs: name one with a literal index, `halves[0]`",
+    ),
+    case(
+        "several_outputs_named_whole",
+        """
+        nodes:
+          - {name: halves, op: chunk, chunks: 2, axis: 1}
+          - {op: concat, inputs: [halves, x]}
+        """,
+        "spec.yaml:5:26: error: `halves` has 2 outputs: name one of them, `halves[0]` to "
+        "`halves[1]`, where one tensor is expected",
+    ),
+    case(
+        "several_outputs_as_the_previous_node",
+        """
+        nodes:
+          - {name: halves, op: split, sizes: [1, 2]}
+          - {op: relu}
+        """,
+        "spec.yaml:5:5: error: `halves` has 2 outputs: name one of them, `halves[0]` to "
+        "`halves[1]`, where one tensor is expected",
+    ),
+    case(
+        "several_outputs_as_the_network_output",
+        """
+        nodes:
+          - {op: relu}
+          - {name: halves, op: chunk, chunks: 2, axis: 1}
+        """,
+        "spec.yaml:5:5: error: `halves` has 2 outputs: name one of them, `halves[0]` to "
+        "`halves[1]`, where one tensor is expected",
+    ),
+    case(
+        "several_outputs_leave_a_block",
+        """
+        blocks:
+          Halves:
+            nodes:
+              - {op: chunk, chunks: 2, axis: 1}
+        nodes:
+          - {block: Halves, repeat: 2}
+        """,
+        "spec.yaml:8:5: error: `chunk` has 2 outputs: name one of them, `chunk[0]` to "
+        "`chunk[1]`, where one tensor is expected",
+    ),
+    case(
+        "index_of_a_single_output",
+        """
+        nodes:
+          - {name: r, op: relu}
+          - {op: relu, inputs: "r[0]"}
+        """,
+        "spec.yaml:5:24: error: `r` has one output: write `r`, not an index",
+    ),
+    case(
+        "chunk_does_not_divide",
+        """
+        nodes:
+          - {name: halves, op: chunk, chunks: 2}
+          - {op: relu, inputs: "halves[0]"}
+        """,
+        "spec.yaml:4:5: error: halves: chunk: 2 chunks do not divide axis 0 of 3 x 8 x 8 (size 3)",
+    ),
+    case(
+        "split_sizes_do_not_sum",
+        """
+        nodes:
+          - {name: p, op: split, sizes: [1, 1], axis: -1}
+        """,
+        "spec.yaml:4:5: error: p: split: sizes [1, 1] must be two or more sizes >= 1 summing to "
+        "axis -1 of 3 x 8 x 8 (size 8)",
+    ),
+    case(
+        "chunk_axis_out_of_range",
+        """
+        nodes:
+          - {name: p, op: chunk, chunks: 2, axis: 3}
+        """,
+        "spec.yaml:4:5: error: p: chunk: axis 3 is out of range for a 3-d input (3 x 8 x 8); "
+        "valid axes: -3 to 2",
+    ),
+    case(
+        "chunk_in_a_sequence",
+        """
+        nodes:
+          - seq:
+              - {op: chunk, chunks: 2, axis: 1}
+        """,
+        "spec.yaml:5:9: error: `chunk` has several outputs: it cannot be a sequence item",
+    ),
+    case(
+        "repeated_split",
+        """
+        nodes:
+          - {op: split, sizes: [1, 2], repeat: 2}
+        """,
+        "spec.yaml:4:5: error: `split` has several outputs: it cannot repeat",
+    ),
+    case(
+        "permute_not_a_permutation",
+        """
+        nodes:
+          - {name: p, op: permute, dims: [0, 2, 2]}
+        """,
+        "spec.yaml:4:5: error: p: permute: dims [0, 2, 2] is not a permutation of the 3 axes of "
+        "3 x 8 x 8 (0 to 2)",
+    ),
+    case(
+        "permute_dims_not_a_list",
+        """
+        nodes:
+          - {op: permute, dims: 1}
+        """,
+        "spec.yaml:4:25: error: permute attribute `dims`: expected a list of integers, got 1",
+    ),
+    case(
+        "reshape_size_mismatch",
+        """
+        nodes:
+          - {name: r, op: reshape, shape: [5, -1]}
+        """,
+        "spec.yaml:4:5: error: r: reshape: cannot view 3 x 8 x 8 (192 values) as [5, -1]",
+    ),
+    case(
+        "reshape_two_inferred_sizes",
+        """
+        nodes:
+          - {name: r, op: reshape, shape: [-1, -1]}
+        """,
+        "spec.yaml:4:5: error: r: reshape: shape [-1, -1] needs sizes >= 1 and at most one -1, "
+        "and one axis or more",
+    ),
+    case(
+        "flatten_start_after_end",
+        """
+        nodes:
+          - {name: f, op: flatten, start: 2, end: 1}
+        """,
+        "spec.yaml:4:5: error: f: flatten: start 2 comes after end 1 in 3 x 8 x 8",
+    ),
+    case(
+        "concat_other_axes_differ",
+        """
+        nodes:
+          - {name: c, op: conv2d, out: 3, kernel: 3}
+          - {name: cat, op: concat, inputs: [x, c], axis: 1}
+        """,
+        "spec.yaml:5:5: error: cat: concat needs equal other axes, got 3 x 8 x 8, 3 x 6 x 6",
+    ),
+    case(
+        "channel_shuffle_groups_do_not_divide",
+        """
+        nodes:
+          - {name: s, op: channel_shuffle, groups: 2}
+        """,
+        "spec.yaml:4:5: error: s: channel_shuffle: 2 groups do not divide 3 channels",
+    ),
     case(
         "inputs_expression_off_concat",
         """
@@ -989,6 +1278,47 @@ CORPUS = [
         "spec.yaml:6:29: error: undefined name `tanh`",
     ),
     case(
+        "stochastic_depth_bad_attributes",
+        """
+        nodes:
+          - {op: stochastic_depth, p: 1.5}
+          - {op: stochastic_depth, p: -0.1, inputs: x}
+          - {op: stochastic_depth, p: 0.2, mode: "'col'", inputs: x}
+          - {op: stochastic_depth, p: 0.2, mode: batch, inputs: x}
+          - {op: stochastic_depth, inputs: x}
+        """,
+        "spec.yaml:4:31: error: stochastic_depth attribute `p`: expected a probability in "
+        "[0, 1], got 1.5",
+        "spec.yaml:5:31: error: stochastic_depth attribute `p`: expected a probability in "
+        "[0, 1], got -0.1",
+        "spec.yaml:6:42: error: stochastic_depth attribute `mode`: expected 'row' (one draw per "
+        "sample) or 'batch', got 'col'",
+        "spec.yaml:7:42: error: undefined name `batch` (a string needs quotes inside the YAML "
+        "value: \"'batch'\")",
+        "spec.yaml:8:5: error: stochastic_depth needs attribute `p`",
+    ),
+    case(
+        "packed_outside_a_sequence",
+        """
+        nodes:
+          - {op: relu, packed: true}
+        """,
+        "spec.yaml:4:5: error: `packed` belongs to sequences (`seq`)",
+    ),
+    case(
+        "node_init_inside_a_packed_sequence",
+        """
+        nodes:
+          - name: s
+            packed: true
+            seq:
+              - {op: relu, when: false}
+              - {op: conv2d, out: 4, kernel: 1, init: {weight: zeros}}
+        """,
+        "spec.yaml:8:56: error: node-level `init` is not supported inside a packed sequence; "
+        "use the spec's `init:` section, or put the node in a block",
+    ),
+    case(
         "leaky_relu_slope_not_a_number",
         """
         nodes:
@@ -1016,6 +1346,98 @@ CORPUS = [
         "spec.yaml:7:39: error: adaptive_max_pool2d attribute `output`: expected an integer >= 1, "
         "got 0",
         "spec.yaml:8:5: error: adaptive_max_pool2d needs attribute `output`",
+    ),
+    case(
+        "norms_bad_shapes",
+        """
+        nodes:
+          - {op: layer_norm, shape: [4]}
+          - {op: layer_norm, shape: [8, 4], inputs: x}
+          - {op: layer_norm, shape: 8, inputs: x}
+          - {op: layer_norm, inputs: x}
+          - {op: group_norm, groups: 2, inputs: x}
+          - {op: group_norm, groups: 0, inputs: x}
+          - {op: flatten, inputs: x}
+          - {op: layer_norm2d}
+          - {op: group_norm, groups: 1, inputs: flatten}
+          - {op: layer_norm2d, eps: "'small'", inputs: x}
+        """,
+        "spec.yaml:4:5: error: layer_norm: layer_norm: shape [4] must equal the last axes of the "
+        "input, got 3 x 8 x 8",
+        "spec.yaml:5:5: error: layer_norm_1: layer_norm: shape [8, 4] must equal the last axes of "
+        "the input, got 3 x 8 x 8",
+        "spec.yaml:6:29: error: layer_norm attribute `shape`: expected a list of integers, got 8",
+        "spec.yaml:7:5: error: layer_norm needs attribute `shape`",
+        "spec.yaml:8:5: error: group_norm: group_norm: 2 groups do not divide 3 channels",
+        "spec.yaml:9:30: error: group_norm attribute `groups`: expected an integer >= 1, got 0",
+        "spec.yaml:11:5: error: layer_norm2d: layer_norm2d expects a C x H x W input, got 192",
+        "spec.yaml:12:5: error: group_norm_2: group_norm expects a C x H x W input, got 192",
+        "spec.yaml:13:29: error: layer_norm2d attribute `eps`: expected a number, got 'small'",
+    ),
+    case(
+        "parameter_misuse",
+        """
+        nodes:
+          - {name: p, op: parameter, shape: [3, 0, 1]}
+          - {name: q, op: parameter, shape: 3}
+          - {name: r, op: parameter, shape: [3, 1, 1], inputs: x}
+          - {name: s, op: parameter, shape: [3, 1, 1], when: true}
+          - {name: t, op: parameter, shape: [3, 1, 1], repeat: 2}
+          - seq: [{op: relu}, {op: parameter, shape: [3]}]
+          - {name: u, op: parameter, shape: [3, 1, 1], init: {weight: ones}}
+          - {name: v, op: parameter, shape: [3], init: {value: {constant: {value: 0.5, std: 1}}}}
+          - {op: relu, inputs: x}
+        """,
+        "spec.yaml:4:5: error: p: parameter: shape [3, 0, 1] needs sizes >= 1",
+        "spec.yaml:5:37: error: parameter attribute `shape`: expected a list of integers, got 3",
+        "spec.yaml:6:56: error: `parameter` is a learnable tensor, not a layer: it takes no "
+        "`inputs` (name it in the inputs of others)",
+        "spec.yaml:7:54: error: `parameter` is a learnable tensor, not a layer: it cannot be "
+        "conditional (`when`)",
+        "spec.yaml:8:5: error: `parameter` is a learnable tensor, not a layer: it cannot repeat",
+        "spec.yaml:9:23: error: `parameter` is a learnable tensor, not a layer: it cannot be a "
+        "sequence item",
+        "spec.yaml:10:63: error: parameter has no tensor `weight` to initialise",
+        "spec.yaml:11:85: error: `constant` has no argument `std`",
+    ),
+    case(
+        "parameter_init_section",
+        """
+        init:
+          parameter: {value: ones}
+        nodes:
+          - {name: p, op: parameter, shape: [3, 1, 1]}
+          - {op: multiply, inputs: [x, p]}
+        """,
+        "spec.yaml:4:22: error: `init`: set a parameter's initialisation on its node",
+    ),
+    case(
+        "parameter_without_batch",
+        """
+        blocks:
+          B:
+            nodes:
+              - {name: t, op: parameter, shape: [3, 8, 8]}
+        nodes:
+          - {name: s, op: parameter, shape: [3, 8, 8]}
+          - {name: r, op: relu, inputs: s}
+          - {name: c, op: concat, inputs: [s, x]}
+          - {name: a, op: add, inputs: [s, s]}
+          - {name: m, op: multiply, inputs: [s, x]}
+          - {name: b, block: B}
+          - {name: ok, op: add, inputs: [x, s]}
+          - {name: last, op: parameter, shape: [3, 8, 8]}
+        """,
+        "spec.yaml:6:9: error: the output is the parameter `b.t`, which has no batch axis: use it "
+        "in add or multiply with an input that has one",
+        "spec.yaml:9:5: error: r: relu cannot take the parameter `s`, which has no batch axis: use "
+        "it in add or multiply with an input that has one",
+        "spec.yaml:10:5: error: c: concat cannot take the parameter `s`, which has no batch axis: "
+        "use it in add or multiply with an input that has one",
+        "spec.yaml:11:5: error: a: add cannot take the parameter `s`, which has no batch axis: use "
+        "it in add or multiply with an input that has one",
+        "spec.yaml:15:5: error: the output is the parameter `last`, which has no batch axis: use "
+        "it in add or multiply with an input that has one",
     ),
 ]
 

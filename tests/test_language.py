@@ -721,7 +721,7 @@ def test_op_attributes_are_bound_with_defaults(compile_yaml):
         "out": 4,
         "kernel": (3, 3),
         "stride": (1, 1),
-        "padding": (0, 0),
+        "padding": ((0, 0), (0, 0)),  # ((top, bottom), (left, right))
         "dilation": (1, 1),
         "groups": 1,
         "bias": True,
@@ -729,7 +729,7 @@ def test_op_attributes_are_bound_with_defaults(compile_yaml):
     assert nodes["p"].attrs == {
         "kernel": (2, 2),
         "stride": None,  # None: the kernel
-        "padding": (0, 0),
+        "padding": ((0, 0), (0, 0)),  # ((top, bottom), (left, right))
         "ceil_mode": False,
         "dilation": (1, 1),
     }

@@ -28,9 +28,11 @@ from archspec.ops.basic import (
     Linear,
     LogSoftmax,
     Softmax,
+    StochasticDepth,
 )
 from archspec.ops.joins import Add, Concat, Multiply
-from archspec.ops.norm import BatchNorm2d
+from archspec.ops.norm import BatchNorm2d, GroupNorm, LayerNorm, LayerNorm2d
+from archspec.ops.param import Parameter
 from archspec.ops.spatial import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
@@ -39,6 +41,7 @@ from archspec.ops.spatial import (
     GlobalMaxPool,
     Pool2d,
 )
+from archspec.ops.tensor import ChannelShuffle, Chunk, MultiOutput, Permute, Reshape, Split
 
 __all__ = [
     "ACTIVATIONS",
@@ -49,6 +52,7 @@ __all__ = [
     "Activation",
     "Attr",
     "AttrError",
+    "MultiOutput",
     "Op",
     "Shape",
     "ShapeError",
@@ -81,6 +85,16 @@ OPS: dict[str, Op] = {
         LeakyRelu(),
         *(Elementwise(n) for n in ACTIVATIONS if n not in (Gelu.name, LeakyRelu.name)),
         # new ops go below, one line each (the order is the schema's and the docs')
+        StochasticDepth(),
+        Permute(),
+        Reshape(),
+        Chunk(),
+        Split(),
+        ChannelShuffle(),
+        LayerNorm(),
+        LayerNorm2d(),
+        GroupNorm(),
+        Parameter(),
     ]
 }
 
@@ -95,4 +109,5 @@ INIT_SCHEMES: dict[str, dict[str, Any]] = {
     "kaiming_uniform": {"mode": "fan_in", "nonlinearity": "leaky_relu", "a": 0.0},
     "xavier_normal": {"gain": 1.0},
     "xavier_uniform": {"gain": 1.0},
+    "trunc_normal": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},  # bounds absolute, as torch's
 }

@@ -52,6 +52,23 @@ def _pair(value: Any, low: int) -> tuple[int, int]:
     return (v, v)
 
 
+def _padding(value: Any) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    """'same', or explicit ((top, bottom), (left, right)) from p, [ph, pw] or the nested form."""
+    if isinstance(value, str):
+        if value != "same":
+            raise AttrError(
+                f"expected 'same', p, [ph, pw] or [[top, bottom], [left, right]], got {value!r}"
+            )
+        return value
+    if isinstance(value, list) and any(isinstance(v, list) for v in value):
+        if len(value) != 2 or not all(isinstance(v, list) and len(v) == 2 for v in value):
+            raise AttrError(f"expected [[top, bottom], [left, right]], got {value!r}")
+        (t, b), (left, r) = value
+        return ((_int(t, 0), _int(b, 0)), (_int(left, 0), _int(r, 0)))
+    ph, pw = _pair(value, 0)
+    return ((ph, ph), (pw, pw))
+
+
 def _float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AttrError(f"expected a number, got {value!r}")
@@ -65,10 +82,24 @@ def _prob(value: Any) -> float:
     return value
 
 
+def _unit(value: Any) -> float:
+    """A probability that may be 1 (stochastic depth drops every sample then)."""
+    value = _float(value)
+    if not 0.0 <= value <= 1.0:
+        raise AttrError(f"expected a probability in [0, 1], got {value}")
+    return value
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise AttrError(f"expected true or false, got {value!r}")
     return value
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise AttrError(f"expected a list of integers, got {value!r}")
+    return tuple(_int(v, None) for v in value)
 
 
 # usable as ops and through `op: activation, fn: <expr>`; through `fn` an activation with
@@ -96,6 +127,15 @@ def _activation(value: Any) -> str:
     return value
 
 
+DEPTH_MODES = ("row", "batch")
+
+
+def _depth_mode(value: Any) -> str:
+    if value not in DEPTH_MODES:
+        raise AttrError(f"expected 'row' (one draw per sample) or 'batch', got {value!r}")
+    return value
+
+
 def _approximation(value: Any) -> str:
     if value not in GELU_APPROXIMATIONS:
         raise AttrError(f"expected 'none' (exact) or 'tanh', got {value!r}")
@@ -109,9 +149,13 @@ CHECKERS: dict[str, Callable[[Any], Any]] = {
     "pair+": lambda v: _pair(v, 1),
     "pair0": lambda v: _pair(v, 0),
     "pair?": lambda v: None if v is None else _pair(v, 1),
+    "padding": _padding,
     "float": _float,
     "prob": _prob,
+    "unit": _unit,
+    "depth_mode": _depth_mode,
     "bool": _bool,
+    "ints": _ints,
     "activation": _activation,
     "approximation": _approximation,
 }
@@ -128,6 +172,9 @@ class Op:
     # joins several inputs: written as an expression in `forward`, not a module, so it
     # cannot be a sequence item or repeat
     joins = False
+    # takes no input: the node is a learnable tensor of its own (one `value`, named by the
+    # node's path); not a module, so not a sequence item, not repeated, not conditional
+    source = False
 
     def shape(self, ins: list[Shape], a: dict) -> Shape:
         """Output shape from input shapes and checked attributes."""
@@ -144,6 +191,13 @@ class Op:
     def macs(self, ins: list[Shape], out: Shape, a: dict) -> int:
         """Multiply-accumulates for one sample."""
         return 0
+
+    def emit_values(self, a: dict) -> dict[str, Any]:
+        """Values derived from known checked attributes, for backend tables' `cases`.
+
+        `a` holds only the attributes known at emission; return what can be derived.
+        """
+        return {}
 
 
 def _image(shape: Shape, op: str) -> tuple[int, int, int]:

@@ -1,10 +1,11 @@
-"""Linear layers, activations, softmax, flatten, dropout: ops of any rank."""
+"""Linear layers, activations, softmax, flatten, dropout, stochastic depth: ops of any rank."""
 
 from __future__ import annotations
 
 import math
 
 from archspec.ops.base import Attr, Op, ShapeError, _fmt
+from archspec.ops.tensor import axis_of
 
 
 class Linear(Op):
@@ -101,12 +102,25 @@ class LogSoftmax(Softmax):
 
 
 class Flatten(Op):
-    """Flatten everything but the batch."""
+    """Flatten axes `start` to `end` (per sample) into one; by default all but the batch."""
 
     name = "flatten"
+    attrs = {
+        "start": Attr("int", 0, doc="First per-sample axis flattened: 0 is the channel axis."),
+        "end": Attr("int", -1, doc="Last per-sample axis flattened (included); -1 the last."),
+    }
 
     def shape(self, ins, a):
-        return (math.prod(ins[0]),)
+        shape = ins[0]
+        if not shape:
+            return (1,)
+        start = axis_of(shape, a["start"], self.name, "start")
+        end = axis_of(shape, a["end"], self.name, "end")
+        if start > end:
+            raise ShapeError(
+                f"flatten: start {a['start']} comes after end {a['end']} in {_fmt(shape)}"
+            )
+        return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
 
 
 class Dropout(Op):
@@ -114,3 +128,19 @@ class Dropout(Op):
 
     name = "dropout"
     attrs = {"p": Attr("prob", 0.5, doc="Probability of zeroing an element.")}
+
+
+class StochasticDepth(Op):
+    """Stochastic depth (torchvision.ops.StochasticDepth): zero whole samples (`row`) or the
+    whole batch (`batch`) with probability `p`, scale survivors by 1 / (1 - p); identity in
+    eval."""
+
+    name = "stochastic_depth"
+    attrs = {
+        "p": Attr("unit", required=True, doc="Probability of zeroing a sample (or the batch)."),
+        "mode": Attr(
+            "depth_mode",
+            "row",
+            doc="'row' (one draw per sample) or 'batch' (one for the batch); a string.",
+        ),
+    }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from archspec.ops.base import Op, ShapeError, _fmt, _image
+from archspec.ops.base import Attr, Op, ShapeError, _fmt
+from archspec.ops.tensor import axis_of
 
 
 class Add(Op):
@@ -41,15 +42,18 @@ class Multiply(Op):
 
 
 class Concat(Op):
-    """Concatenation along channels."""
+    """Concatenation along one per-sample axis (0, the channels, by default)."""
 
     name = "concat"
     joins = True
     min_inputs, max_inputs = 1, 10_000
+    attrs = {"axis": Attr("int", 0, doc="Per-sample axis joined: 0 is the channel axis.")}
 
     def shape(self, ins, a):
+        axis = axis_of(ins[0], a["axis"], self.name)
+        rest = ins[0][:axis] + ins[0][axis + 1 :]  # every axis but the joined one
         for s in ins:
-            _image(s, self.name)
-            if s[1:] != ins[0][1:]:
-                raise ShapeError("concat needs one spatial size, got " + ", ".join(map(_fmt, ins)))
-        return (sum(s[0] for s in ins), *ins[0][1:])
+            if len(s) != len(ins[0]) or s[:axis] + s[axis + 1 :] != rest:
+                same = "one spatial size" if axis == 0 and len(s) == 3 else "equal other axes"
+                raise ShapeError(f"concat needs {same}, got " + ", ".join(map(_fmt, ins)))
+        return (*ins[0][:axis], sum(s[axis] for s in ins), *ins[0][axis + 1 :])

@@ -25,6 +25,10 @@ SAFETENSORS_FORMAT = "mindspore"
 
 ms.set_context(mode=ms.PYNATIVE_MODE)
 
+# layers of layers.py (copied into generated modules) that are random in training:
+# off in the train pass of `archspec check`, as dropout is
+RANDOM_LAYERS = ("StochasticDepth",)
+
 
 def seed(value: int) -> None:
     """Seed the framework's random generator."""
@@ -64,7 +68,7 @@ def run(net: nn.Cell, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray]
     _gradients(net, x, probe, out, "grad")
     net.set_train(True)
     for _, cell in net.cells_and_names():
-        if isinstance(cell, nn.Dropout):
+        if isinstance(cell, nn.Dropout) or type(cell).__name__ in RANDOM_LAYERS:
             cell.set_train(False)
     out["train"] = net(ms.Tensor(x)).asnumpy()  # batch statistics: the same at every step
     _gradients(net, x, probe, out, "train_grad")

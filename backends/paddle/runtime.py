@@ -16,6 +16,10 @@ from archspec.checkpoint import CheckpointError, Opaque, leaf, load_pickle, open
 # and writes .safetensors itself and parses this line, never imports it
 SAFETENSORS_FORMAT = "paddle"
 
+# layers of layers.py (copied into generated modules) that are random in training:
+# off in the train pass of `archspec check`, as dropout is
+RANDOM_LAYERS = ("StochasticDepth",)
+
 
 def seed(value: int) -> None:
     """Seed the framework's random generator."""
@@ -56,7 +60,7 @@ def run(net: nn.Layer, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarray
         hook.remove()
     net.train()
     for layer in net.sublayers():
-        if isinstance(layer, nn.Dropout):
+        if isinstance(layer, nn.Dropout) or type(layer).__name__ in RANDOM_LAYERS:
             layer.eval()
     _forward_backward(net, x, probe, out, "train", "train_grad")
     return out

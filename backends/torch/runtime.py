@@ -18,6 +18,10 @@ from archspec.checkpoint import CheckpointError, Opaque, leaf, open_regular, pac
 # archspec reads and writes .safetensors itself and parses this line, never imports it
 SAFETENSORS_FORMAT = "pt"
 
+# layers of layers.py (copied into generated modules) that are random in training:
+# off in the train pass of `archspec check`, as dropout is
+RANDOM_LAYERS = ("StochasticDepth",)
+
 
 def seed(value: int) -> None:
     """Seed the framework's random generator."""
@@ -43,8 +47,8 @@ def run(net: nn.Module, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarra
     """Outputs and gradients of sum(output * probe) in eval and train mode.
 
     Keys: `eval`, `layer:<path>` (every leaf module's eval output), `grad:<name>` (eval),
-    `train`, `train_grad:<name>`. Train mode uses batch statistics; dropout stays off (its
-    randomness differs across frameworks).
+    `train`, `train_grad:<name>`. Train mode uses batch statistics; dropout and stochastic
+    depth stay off (their randomness differs across frameworks).
     """
     out: dict[str, np.ndarray] = {}
     hooks = [
@@ -58,7 +62,7 @@ def run(net: nn.Module, x: np.ndarray, probe: np.ndarray) -> dict[str, np.ndarra
         hook.remove()
     net.train()
     for module in net.modules():
-        if isinstance(module, nn.Dropout):
+        if isinstance(module, nn.Dropout) or type(module).__name__ in RANDOM_LAYERS:
             module.eval()
     _forward_backward(net, x, probe, out, "train", "train_grad")
     return out
