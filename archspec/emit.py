@@ -84,6 +84,7 @@ class _ModuleBuilder:
         self.tables_used: list[str] = []
         self.functions_used: set[str] = set()
         self.formulas: dict[str, ast.expr | None] = {}  # block -> its output channels
+        self.layouts: dict[str, str] = {}  # node path -> the axis its channel count describes
 
     def build(self, header: list[str]) -> ModuleView:
         order = self.block_order()
@@ -139,6 +140,36 @@ class _ModuleBuilder:
             if ns.block is not None:
                 names |= ns.block.names
         return names & set(self.spec.blocks)
+
+    # -- which axis the running channel count describes --------------------------------------
+    def layout(self, path: str) -> str:
+        """Which axis of a node's output the emitted channel count describes.
+
+        "first" (axis 0: the channels of C x H x W), "last" (after a linear layer or a
+        channels-last permute: what linear and layer_norm read), "both" (one axis), or
+        "none" (neither: a layer that needs a size then takes the static one). It mirrors
+        `out_channels` below, computed once over the bound graph.
+        """
+        if not self.layouts:
+            for node in self.graph.nodes:
+                self.layouts[node.path] = self.node_layout(node)
+        return self.layouts.get(path.split("[")[0], "first")  # the input: C x H x W
+
+    def node_layout(self, node) -> str:
+        if len(node.shape) <= 1:
+            return "both"
+        before = self.layouts.get(node.inputs[0].split("[")[0], "first") if node.inputs else ""
+        if node.op == "linear":
+            return "last"
+        if node.op in ("conv2d", "parameter", "reshape"):
+            return "first"
+        if node.op == "permute":
+            return permuted_layout(list(node.attrs["dims"]), before)[0]
+        if node.op == "flatten" and node.attrs["start"] % len(node.in_shapes[0]) == 0:
+            return "none"  # the first axes folded into one: only its static size is known
+        if node.op == "concat" and node.attrs.get("axis", 0) % len(node.shape) != 0:
+            return "none"
+        return before or "first"
 
     # -- module-level code ------------------------------------------------------------------
     def constants(self) -> list[str]:
@@ -592,10 +623,11 @@ class _ClassBuilder:
             attrs = self.attr_sources(ns, op)
         literals = {k: v.constant for k, v in attrs.items() if v.is_constant}
         sources = {k: self.py(v) for k, v in attrs.items() if not v.is_constant}
-        if channels.isdigit():
-            literals["in_channels"] = int(channels)
+        size = self.size_read(ns, op, channels, table)
+        if size.isdigit():
+            literals["in_channels"] = int(size)
         else:
-            sources["in_channels"] = channels
+            sources["in_channels"] = size
         table, literals = choose_case(table, OPS[op], literals, sources)
         check_requires(table, literals, self.table.title, ns.pos, op)
         try:
@@ -603,6 +635,24 @@ class _ClassBuilder:
         except ValueError as exc:
             self.fail(ns.pos, f"{op}: {exc}")
         return call, self.out_channels(ns, op, attrs, channels)
+
+    def size_read(self, ns: NodeSpec, op: str, channels: str, table: OpSpec) -> str:
+        """The input size a layer's constructor takes: the running count where it describes
+        the axis the layer reads (the last for linear, the first for the others), else the
+        static size, which every bound instance must agree on (the module is built for the
+        spec's input size, as after a flatten)."""
+        if not any("in_channels" in arg.value for arg in table.args):
+            return channels  # the layer takes no input size
+        axis = -1 if op == "linear" else 0
+        want = ("last", "both") if axis else ("first", "both")
+        layouts = {
+            self.m.layout(n.inputs[0])
+            for n in self.m.graph.nodes
+            if n is not None and n.pos == ns.pos and n.inputs
+        }
+        if layouts <= set(want):
+            return channels
+        return str(self.static(ns, lambda n: n.in_shapes[0][axis]))
 
     def attr_sources(self, ns: NodeSpec, op: str) -> dict[str, Expr]:
         defaults = self.m.spec.defaults.get(op, {})
@@ -618,25 +668,22 @@ class _ClassBuilder:
         if op == "flatten":
             return self.flatten_channels(ns, channels)
         if op == "permute":
-            return self.permute_channels(ns, attrs["dims"], channels)
+            return self.permute_channels(ns, channels)
         if op == "reshape":
             return str(self.static(ns, lambda n: n.shape[0]))
         return channels
 
-    def permute_channels(self, ns: NodeSpec, dims: Expr, channels: str) -> str:
-        """The channel axis moved last (channels-last, where linear and layer_norm read it)
-        or back first keeps its count; any other order hands on its static first size."""
-        try:
-            order = list(ast.literal_eval(self.py(dims)))
-        except (ValueError, TypeError, SyntaxError):
-            order = []
-        rank = len(order)
-        if order[:1] == [0] or (rank > 1 and order == [*range(1, rank), 0]):
+    def permute_channels(self, ns: NodeSpec, channels: str) -> str:
+        """The running count where it moves with its axis (`permuted_layout`, decided on
+        every bound instance), else the new first axis's static size."""
+        keeps = {
+            permuted_layout(list(n.attrs["dims"]), self.m.layout(n.inputs[0]))[1]
+            for n in self.m.graph.nodes
+            if n is not None and n.pos == ns.pos
+        }
+        if keeps == {True}:
             return channels
-        found = {n.shape[0] for n in self.m.graph.nodes if n is not None and n.pos == ns.pos}
-        if rank > 1 and order == [rank - 1, *range(rank - 1)] and len(found) > 1:
-            return channels  # the last axis back in front: a channels-last map's channels
-        return str(self.static(ns, lambda n: n.shape[0]))  # another axis comes first
+        return str(self.static(ns, lambda n: n.shape[0]))
 
     def flatten_channels(self, ns: NodeSpec, channels: str) -> str:
         from archspec.ir import flattened
@@ -959,6 +1006,23 @@ def docstring(text: str, level: int) -> list[str]:
         return [f'{pad}"""{text}"""']
     lines = textwrap.wrap(text, 100 - len(pad) - 3)
     return [f'{pad}"""{lines[0]}', *(pad + line for line in lines[1:]), f'{pad}"""']
+
+
+def permuted_layout(order: list[int], before: str) -> tuple[str, bool]:
+    """(layout after a permute, whether the running count moves with it).
+
+    An axis at an end that moves to the other end keeps the count (channels last: first ->
+    last; back in front: last -> first), as does a permute that keeps axis 0 of a first
+    layout; anything else hands on the new first axis's static size.
+    """
+    rank = len(order)
+    if order == [*range(1, rank), 0] and before in ("first", "both"):
+        return "last", True
+    if order == [rank - 1, *range(rank - 1)] and before in ("last", "both"):
+        return "first", True
+    if order[:1] == [0] and before in ("first", "both"):
+        return "first", True
+    return "first", False
 
 
 def used_imports(imports: list[str], lines: list[str]) -> list[str]:

@@ -41,7 +41,7 @@ MAX_PATH = 500  # characters of a module path (`layer1.0.downsample.0`)
 MAX_REPEAT = 10_000  # one repeat's count
 MAX_CYCLES = 100  # block cycles reported (a spec can hold more than anyone reads)
 PARAMETER_JOINS = ("add", "multiply")  # broadcast a batchless `parameter` over the batch
-STRING_KINDS = ("activation", "depth_mode")  # attributes whose values are names: quote hints
+STRING_KINDS = ("activation", "depth_mode", "padding")  # may be names: quote hints
 
 
 @dataclass(frozen=True)

@@ -487,6 +487,15 @@ CORPUS = [
         "[[top, bottom], [left, right]], got 'valid'",
     ),
     case(
+        "padding_same_without_inner_quotes",
+        """
+        nodes:
+          - {op: conv2d, out: 4, kernel: 3, padding: same}
+        """,
+        "spec.yaml:4:46: error: undefined name `same` "
+        "(a string needs quotes inside the YAML value: \"'same'\")",
+    ),
+    case(
         "padding_same_is_lower_case",
         """
         nodes:

@@ -112,8 +112,10 @@ ones = np.ones((4000, 2, 3), np.float32)
 small = np.ones((3, 2, 2), np.float32)
 x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
 
+layers = {}  # one layer per setting: GRAPH_MODE compiles each new cell once
+
 def out(p, mode, on, data):
-    layer = module.StochasticDepth(p, mode)
+    layer = layers.setdefault((p, mode, on), module.StochasticDepth(p, mode))
     train(layer, on)
     return numpy(layer(tensor(data)))
 
