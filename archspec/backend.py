@@ -97,11 +97,20 @@ class BackendSpec(Strict):
     title: str
     rank: int = 100  # order in `all`: the first is the reference of `archspec check`
     imports: list[str]
+    stdlib_imports: list[str] = []  # the standard library's, written first (used ones)
     base_class: str
     forward: str
     sequential: str
     sequential_takes_list: bool = False
     is_present: str = "self.{attr} is not None"
+    # children whose name is not an identifier (`key:`): `add_child` (a call of `{key}` and
+    # `{value}`) in the constructor, `get_child` (of `{key}`) in forward; a sequence of
+    # (name, module) pairs is `sequential(named_sequential_wrap([pairs]))`, or
+    # `sequential(*pairs)` if null
+    add_child: str | None = None
+    get_child: str = "getattr(self, {key})"
+    named_sequential_wrap: str | None = None
+    segment_pattern: str | None = None  # a regex every module path segment must match
     modules_loop: str  # a `for` header binding `m` to every sub-module
     ops: dict[str, OpSpec]
     init: InitSpec

@@ -201,7 +201,7 @@ def names_in_order(tree: ast.AST) -> list[str]:
 
 def node_exprs(ns: NodeSpec) -> list[Expr]:
     """Every expression written on a node (not inside its sequence items)."""
-    exprs = [e for e in (ns.block, ns.inputs, ns.when, ns.repeat) if e is not None]
+    exprs = [e for e in (ns.block, ns.inputs, ns.when, ns.repeat, ns.key) if e is not None]
     exprs += list(ns.args.values()) + list(ns.attrs.values())
     for init in ns.init.values():
         exprs += list(init.args.values())

@@ -67,6 +67,13 @@ def _sum(items, start=0):
     return out
 
 
+def _str(value: Any) -> str:
+    """`str(i)`: a number as text, for module path keys (`'block' + str(i)`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expects a number or a string, got {_kind(value)}")
+    return str(value)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "ceil": _ceil,
     "floor": _floor,
@@ -78,6 +85,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "float": float,
     "len": len,
     "sum": _sum,
+    "str": _str,
 }
 CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None}
 
@@ -353,6 +361,8 @@ class Evaluator:
         right = self._eval(node.right, scope, depth)
         if isinstance(left, list) or isinstance(right, list):
             return self._list_op(type(node.op), left, right)
+        if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+            return _bounded(left + right)  # joined text: module path keys
         return _binop(type(node.op), left, right)
 
     def _list_op(self, op: type, left: Any, right: Any) -> Any:

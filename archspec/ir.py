@@ -41,6 +41,7 @@ MAX_PATH = 500  # characters of a module path (`layer1.0.downsample.0`)
 MAX_REPEAT = 10_000  # one repeat's count
 MAX_CYCLES = 100  # block cycles reported (a spec can hold more than anyone reads)
 PARAMETER_JOINS = ("add", "multiply")  # broadcast a batchless `parameter` over the batch
+KEY_RESERVED = frozenset({"out_channels", "reset_parameters"})  # attributes modules set
 STRING_KINDS = ("activation", "depth_mode", "padding")  # may be names: quote hints
 
 
@@ -288,13 +289,16 @@ class _Binder:
         env: dict[str, Value] = {"x": x}
         prev = x
         present = 0  # items that built a module so far: a packed sequence's next index
+        segments = {n for n, ns in zip(names, nodes, strict=True) if ns.key is None}
         for ns, name in zip(nodes, names, strict=True):
-            name = str(present) if packed else name
+            segment = str(present) if packed else name
+            if _names_module(ns):
+                segment = self.key(ns, scope, segments) or segment
             if ns.name and ns.name in scope:
                 self.errors.add(
                     ns.pos, f"node name `{shorten(ns.name)}` is also a parameter, let or block"
                 )
-            if len(prefix) + len(name) >= MAX_PATH:  # before the path is built, per instance
+            if len(prefix) + len(segment) >= MAX_PATH:  # before the path is built, per instance
                 self.spend(1, ns.pos)
                 self.errors.add(ns.pos, f"module path longer than {MAX_PATH} characters")
                 env[name] = prev = Value(prefix, None)
@@ -303,10 +307,10 @@ class _Binder:
             if seq and ns.op in OPS and OPS[ns.op].joins:  # refused by check_structure
                 ins = None
             if ins is None:
-                value = Value(join(prefix, name), None)
+                value = Value(join(prefix, segment), None)
             else:
                 built = len(self.parents[-1].children)
-                value = self.bind_node(ns, scope, join(prefix, name), ins)
+                value = self.bind_node(ns, scope, join(prefix, segment), ins)
                 present += len(self.parents[-1].children) > built
             env[name] = prev = value
         if output is None:
@@ -412,15 +416,31 @@ class _Binder:
             return Value(path, None)
         module = self.push(Module(path, "repeat", ""))
         value = ins[0]
+        keys: set[str] = set()
         for k, extra in enumerate(self.iterations(ns, scope)):
             if isinstance(value, Parts):  # the last iteration's output feeds the next
                 self.errors.add(ns.pos, whole_parts(value))
                 value = Value(path, None)
                 break
-            value = self.bind_body(
-                ns, _child(scope, extra), f"{path}.{k}", ins if k == 0 else [value]
-            )
+            inner = _child(scope, extra)
+            segment = (self.key(ns, inner, keys) if ns.key is not None else None) or str(k)
+            value = self.bind_body(ns, inner, f"{path}.{segment}", ins if k == 0 else [value])
         self.pop(module)
+        return value
+
+    def key(self, ns: NodeSpec, scope, taken: set[str]) -> str | None:
+        """A node's `key`: its module path segment, unique among its siblings; None (and
+        a located error) if it is not a usable one."""
+        value = self.eval(ns.key, scope, wants_str=True)
+        if value is None:
+            return None
+        problem = key_problem(value, taken)
+        if problem is None and value in scope:  # a plain attribute would shadow it
+            problem = f"`key` {quote(value)} is also a parameter, let or block"
+        if problem:
+            self.errors.add(ns.key.pos, problem)
+            return None
+        taken.add(value)
         return value
 
     def absent(self, ns: NodeSpec, scope, path: str, x: Value) -> Value | Parts:
@@ -815,6 +835,32 @@ def _input_names(shape: Shape) -> dict[str, int]:
     return names
 
 
+def _names_module(ns: NodeSpec) -> bool:
+    """Whether a node's `key` is its own path segment: not repeated (the key then names
+    each repetition), and a module (ops written in forward and tensors are refused)."""
+    if ns.key is None or ns.repeat is not None or ns.for_each is not None:
+        return False
+    op = OPS.get(ns.op) if ns.op else None
+    return op is None or not (op.joins or op.source)
+
+
+def key_problem(value: Any, taken: set[str]) -> str | None:
+    """Why a `key` value cannot be a module path segment here, if it cannot."""
+    from archspec.spec import RESERVED
+
+    if not isinstance(value, str):
+        return f"`key` must be a string, got {quote(value)}"
+    if not value:
+        return "`key` must not be empty"
+    if "." in value:
+        return f"`key` {quote(value)} contains `.`, which separates module path segments"
+    if value in RESERVED | KEY_RESERVED:
+        return f"`key` {quote(value)} is reserved: generated modules have that attribute"
+    if value in taken:
+        return f"duplicate key {quote(value)}: a sibling module already has this path segment"
+    return None
+
+
 def _node_names(nodes: list[NodeSpec]) -> list[str]:
     """Explicit names, else the op (or snake-cased block) name, numbered when repeated."""
     from archspec.spec import RESERVED
@@ -921,10 +967,8 @@ def _check_node(
             errors.add(
                 ns.pos, f"table column `{shorten(column)}` shadows a parameter, let or index"
             )
-    if repeats:
-        context = "inside a repeated node"
-    elif in_seq and ns.when is not None and not context:
-        context = "inside a conditional sequence item"
+    _check_key(ns, op, errors, in_seq, repeats)
+    context = _init_context(ns, in_seq, repeats, context)
     if ns.init and context:
         errors.add(
             next(iter(ns.init.values())).pos,
@@ -933,6 +977,33 @@ def _check_node(
         )
     for child in ns.seq or []:
         _check_node(shadows, child, errors, in_seq=True, context=_items_context(ns, context))
+
+
+def _init_context(ns: NodeSpec, in_seq: bool, repeats: bool, context: str) -> str:
+    """Where node-level `init` is refused (on this node and inside it), if it is."""
+    if repeats:
+        return "inside a repeated node"
+    if ns.key is not None and not in_seq and not context:  # its target is no attribute
+        return "on a node with `key` or inside one (outside sequences)"
+    if in_seq and ns.when is not None and not context:
+        return "inside a conditional sequence item"
+    return context
+
+
+def _check_key(ns: NodeSpec, op: Op | None, errors: Collector, in_seq: bool, repeats: bool):
+    """`key` names a module: ops written in `forward` and learnable tensors have none."""
+    if ns.key is None:
+        return
+    if op is not None and op.joins:
+        errors.add(ns.key.pos, f"`key` names a module, and `{ns.op}` {_written_in_forward(op)}")
+    elif op is not None and op.source:
+        errors.add(ns.key.pos, f"`key` names a module, and `{ns.op}` is a learnable tensor")
+    elif ns.when is not None and not (in_seq or repeats):
+        errors.add(
+            ns.key.pos,
+            "`key` on a conditional node is not supported: make it a sequence item "
+            "(an absent item is an identity) or give it an identifier `name` instead",
+        )
 
 
 def _items_context(ns: NodeSpec, context: str) -> str:
@@ -977,7 +1048,7 @@ def _owner_exprs(owner: BlockSpec):
     yield from owner.let.values()
     yield from (check.expr for check in owner.checks)
     for ns in _walk(owner.nodes):
-        yield from (e for e in (ns.block, ns.inputs, ns.when, ns.repeat) if e is not None)
+        yield from (e for e in (ns.block, ns.inputs, ns.when, ns.repeat, ns.key) if e is not None)
         yield from ns.args.values()
         yield from ns.attrs.values()
         for init in ns.init.values():

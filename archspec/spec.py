@@ -246,6 +246,10 @@ class NodeSpec(Model):
     """The node's name: its module path segment and its variable in `forward`."""
     op: str | None = None
     """The primitive op this node applies (its attributes are written inline)."""
+    key: ExprField | None = None
+    """The node's module path segment when it is not `name` (`'block1-0'`): any string
+    without `.`; on a sequence item it replaces the index, on a repeated node it names
+    each repetition (evaluated per iteration, with `i` bound)."""
     block: ExprField | None = None
     """The block this node calls: a block name, or an expression naming one."""
     seq: list[NodeSpec] | None = None

@@ -1448,6 +1448,78 @@ CORPUS = [
         "spec.yaml:15:5: error: the output is the parameter `last`, which has no batch axis: use "
         "it in add or multiply with an input that has one",
     ),
+    # -- module path keys (`key:`) ----------------------------------------------------------------
+    case(
+        "key_values",
+        """
+        nodes:
+          - {name: a, key: "''", op: relu}
+          - {name: b, key: "'b.0'", op: relu}
+          - {name: c, key: 3, op: relu}
+          - {name: d, key: "'forward'", op: relu}
+          - {name: e, key: "'out_channels'", op: relu}
+          - {name: f, key: block1, op: relu}
+          - {name: g, key: "str([1])", op: relu}
+          - {name: h, key: "'h-' + 1", op: relu}
+        """,
+        "spec.yaml:4:20: error: `key` must not be empty",
+        "spec.yaml:5:20: error: `key` 'b.0' contains `.`, which separates module path segments",
+        "spec.yaml:6:20: error: `key` must be a string, got 3",
+        "spec.yaml:7:20: error: `key` 'forward' is reserved: generated modules have that attribute",
+        "spec.yaml:8:20: error: `key` 'out_channels' is reserved: generated modules have that "
+        "attribute",
+        "spec.yaml:9:20: error: undefined name `block1` (a string needs quotes inside the YAML "
+        "value: \"'block1'\")",
+        "spec.yaml:10:20: error: str(): expects a number or a string, got a list",
+        "spec.yaml:11:20: error: arithmetic needs a number, got a string",
+    ),
+    case(
+        "key_duplicates",
+        """
+        nodes:
+          - {name: a, key: "'a-0'", op: relu}
+          - {name: b, key: "'a-0'", op: relu}
+          - {name: c, key: "'d'", op: relu}
+          - {name: d, op: relu}
+          - seq: [{op: relu, key: "'1'"}, {op: relu}]
+          - {name: r, key: "'r' + str(i % 2)", op: relu, repeat: 3}
+        """,
+        "spec.yaml:5:20: error: duplicate key 'a-0': a sibling module already has this path "
+        "segment",
+        "spec.yaml:6:20: error: duplicate key 'd': a sibling module already has this path segment",
+        "spec.yaml:8:27: error: duplicate key '1': a sibling module already has this path segment",
+        "spec.yaml:9:20: error: duplicate key 'r0': a sibling module already has this path segment",
+    ),
+    case(
+        "key_shadows_a_parameter",
+        """
+        params: {width: 4}
+        nodes:
+          - {name: c, key: "'width'", op: conv2d, out: width, kernel: 1}
+        """,
+        "spec.yaml:5:20: error: `key` 'width' is also a parameter, let or block",
+    ),
+    case(
+        "key_misuse",
+        """
+        nodes:
+          - {name: p, key: "'p-0'", op: parameter, shape: [3, 1, 1]}
+          - {name: s, key: "'s-0'", op: multiply, inputs: [x, p]}
+          - {name: h, key: "'h-0'", op: chunk, chunks: 3}
+          - {name: c, key: "'c-0'", op: relu, when: true, inputs: s}
+          - {name: n, key: "'n-0'", op: conv2d, out: 3, kernel: 1, init: {weight: zeros}}
+          - {name: q, key: "'q-0'", seq: [{op: conv2d, out: 3, kernel: 1, init: {bias: zeros}}]}
+        """,
+        "spec.yaml:4:20: error: `key` names a module, and `parameter` is a learnable tensor",
+        "spec.yaml:5:20: error: `key` names a module, and `multiply` joins several inputs",
+        "spec.yaml:6:20: error: `key` names a module, and `chunk` has several outputs",
+        "spec.yaml:7:20: error: `key` on a conditional node is not supported: make it a sequence "
+        "item (an absent item is an identity) or give it an identifier `name` instead",
+        "spec.yaml:8:75: error: node-level `init` is not supported on a node with `key` or inside "
+        "one (outside sequences); use the spec's `init:` section, or put the node in a block",
+        "spec.yaml:9:80: error: node-level `init` is not supported on a node with `key` or inside "
+        "one (outside sequences); use the spec's `init:` section, or put the node in a block",
+    ),
 ]
 
 

@@ -190,6 +190,7 @@ BUNDLED = [
     "efficientnet_v2_s",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "regnet_y_400mf",
     "resnet101",
     "resnet152",
     "resnet18",
