@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from archspec.ir import Graph, Module, Node
+from archspec.ops import OPS
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def layer(node: Node) -> Layer:
         node.op,
         node.shape,
         sum(math.prod(s) for s in node.params.values()),
-        sum(math.prod(s) for s in node.buffers.values()),
+        0 if OPS[node.op].buffer else sum(math.prod(s) for s in node.buffers.values()),
         node.macs,
         parts=None if node.parts is None else tuple(node.parts),
     )

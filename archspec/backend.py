@@ -75,6 +75,13 @@ class OpSpec(Strict):
     tensors: dict[str, str] = Field(default_factory=dict)  # spec tensor -> framework name
     transposed: list[str] = Field(default_factory=list)  # stored (in, out) instead of (out, in)
     extra: dict[str, int] = Field(default_factory=dict)  # framework-only state: name -> value
+    # a `parameter` with a leading batch axis of 1 expanded to the batch (concat):
+    # {tensor}, {batch} (the batch size's source), {rest} (-1 per per-sample axis)
+    expand: str | None = None
+    # forward's statement calling the module when it is not `{out} = {module}({x})`
+    apply: str | None = None
+    # the layer starts as PyTorch's does (a layers.py class), whatever `init.native_default`
+    native_default: bool = False
 
 
 class InitSpec(Strict):

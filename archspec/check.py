@@ -142,7 +142,8 @@ def check_spec(
             report.backends.append(BackendReport(backend.name, [], 0, 0, error=reason))
             workers.restart(backend)
             continue
-        stats = sum(math.prod(m.shape) for m in tensor_maps(graph, backend) if not m.trainable)
+        maps = tensor_maps(graph, backend)
+        stats = sum(math.prod(m.shape) for m in maps if not (m.trainable or m.constant))
         entry = BackendReport(backend.name, list(result["eval"].shape), trainable, stats)
         if reference is None:
             reference = result
@@ -207,7 +208,7 @@ def widen(entry: BackendReport, noise: dict[str, float]) -> None:
 def randomize_statistics(weights: dict, graph: Graph, backend: Backend, rng) -> dict:
     """Non-trivial BN statistics: means around 0, variances in [0.5, 2]."""
     for m in tensor_maps(graph, backend):
-        if m.trainable:
+        if m.trainable or m.constant:
             continue
         if m.canonical.endswith("var"):
             weights[m.canonical] = rng.uniform(0.5, 2.0, m.shape).astype(np.float32)

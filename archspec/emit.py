@@ -33,7 +33,7 @@ from archspec.errors import Pos, quote
 from archspec.expr import Expr, uses_math
 from archspec.ir import Graph, _names_only, is_part, part_index
 from archspec.ops import ACTIVATIONS, OPS, MultiOutput
-from archspec.pyfmt import Call, Writer, double_quotes, from_source, signature
+from archspec.pyfmt import INDENT, WIDTH, Call, Writer, double_quotes, from_source, signature
 from archspec.spec import BlockSpec, NetworkSpec, NodeSpec
 
 FUNCTIONAL = {name for name, op in OPS.items() if op.joins}
@@ -176,15 +176,38 @@ class _ModuleBuilder:
         before = self.layouts.get(node.inputs[0].split("[")[0], "first") if node.inputs else ""
         if node.op == "linear":
             return "last"
-        if node.op in ("conv2d", "parameter", "reshape"):
+        if node.op == "reshape":  # the last size written out: a linear layer reads it
+            return "last" if node.attrs["shape"][-1] != -1 else "first"
+        if node.op in ("conv2d", "parameter"):
             return "first"
+        if node.op == "matmul":  # new last and next-to-last axes: their sizes are static
+            return "none"
+        if node.op in ("slice", "pad"):  # resizes its axes: a count on one is static then
+            tracked = {"first": 0, "last": len(node.shape) - 1}.get(before)
+            axes = {a % len(node.shape) for a in node.attrs["axes"]}
+            return "none" if tracked in axes else before
         if node.op == "permute":
             return permuted_layout(list(node.attrs["dims"]), before)[0]
         if node.op == "flatten" and node.attrs["start"] % len(node.in_shapes[0]) == 0:
             return "none"  # the first axes folded into one: only its static size is known
-        if node.op == "concat" and node.attrs.get("axis", 0) % len(node.shape) != 0:
-            return "none"
+        if node.op == "concat":
+            return self.concat_layout(node)[0]
         return before or "first"
+
+    def concat_layout(self, node) -> tuple[str, bool]:
+        """(layout after a concat, whether it joins the axis the running count describes).
+
+        The layout is its first batched input's (a `parameter` it expands has none); joined
+        on that axis the counts add up, on another one (tokens, rows) the first one's stays.
+        """
+        sources = {n.path for n in self.graph.nodes if n is not None and OPS[n.op].source}
+        batched = [p for p in node.inputs if p.split("[")[0] not in sources] or node.inputs
+        before = self.layouts.get(batched[0].split("[")[0], "first")
+        axis = node.attrs.get("axis", 0) % len(node.shape)
+        described = {"first": 0, "last": len(node.shape) - 1}.get(before)
+        if described is None:
+            return "none", True
+        return before, axis == described
 
     # -- module-level code ------------------------------------------------------------------
     def constants(self) -> list[str]:
@@ -248,6 +271,7 @@ class _Flow:
     channels: str
     var: str
     parts: list[_Flow] | None = None  # a node with several outputs: one flow per part
+    batch_axis: bool = False  # a `parameter` with a leading 1: concat expands it
 
 
 class _ClassBuilder:
@@ -290,8 +314,24 @@ class _ClassBuilder:
     def fail(self, pos: Pos, message: str) -> None:
         raise EmitError.at(pos, f"{self.table.title} emitter: {message}")
 
+    def check_apply(self) -> None:
+        """An op called in forward by a statement of its own (`apply`: PyTorch's
+        nn.MultiheadAttention takes query, key and value) cannot be a sequence item or
+        repeat: a sequence calls each item with one input."""
+        for ns in walk(self.owner.nodes):
+            items = ns.seq or []
+            for child in [ns, *items] if repeats(ns) else items:
+                table = self.table.ops.get(child.op) if child.op else None
+                if table is not None and table.apply is not None:
+                    self.fail(
+                        child.pos,
+                        f"`{child.op}` cannot be a sequence item or repeat (its call takes "
+                        "more than one input): make it a node of a block",
+                    )
+
     # -- the class ----------------------------------------------------------------------------
     def build(self) -> ClassView:
+        self.check_apply()
         referenced = self.referenced_names()
         flow = self.nodes(self.owner.nodes, _Flow("in_channels", "x"), referenced)
         init = Writer(2)
@@ -411,7 +451,7 @@ class _ClassBuilder:
             call, channels = self.construct(ns, x.channels, attr, None, name)
             channels = channels.replace("{ref}", attr)
             self.init.assign(attr, call)
-            self.fwd.assign(var, f"{attr}({x.var})")
+            self.call(ns, var, attr, x.var)
             return _Flow(channels, var)
         guard = self.table.is_present.format(attr=name)
         self.init.line(f"{attr} = None")
@@ -424,8 +464,16 @@ class _ClassBuilder:
             self.fwd.line(f"{var} = {x.var}")
         self.fwd.line(f"if {guard}:")
         with self.fwd.indent():
-            self.fwd.assign(var, f"{attr}({x.var})")
+            self.call(ns, var, attr, x.var)
         return _Flow(self.either(name, cond, channels, x.channels), var)
+
+    def call(self, ns: NodeSpec, var: str, module: str, x: str) -> None:
+        """`var = module(x)`, or the op's own statement (`apply`)."""
+        table = self.table.ops.get(ns.op) if ns.kind == "op" else None
+        if table is None or table.apply is None:
+            self.fwd.assign(var, f"{module}({x})")
+        else:
+            self.fwd.line(table.apply.format(out=var, module=module, x=x))
 
     def keyed_module(self, ns: NodeSpec, name: str, x: _Flow, var: str) -> _Flow:
         """A child named by its `key`: a plain attribute if the key is an identifier, else
@@ -447,7 +495,7 @@ class _ClassBuilder:
             attr = self.table.get_child.format(key=key)
             call, channels = self.construct(ns, x.channels, None, None, name)
             self.init.expr(add_child(self.table.add_child, key, call))
-        self.fwd.assign(var, f"{attr}({x.var})")
+        self.call(ns, var, attr, x.var)
         return _Flow(channels.replace("{ref}", attr), var)
 
     def item_key(self, child: NodeSpec, index: str) -> str:
@@ -719,7 +767,7 @@ class _ClassBuilder:
         spec's input size, as after a flatten)."""
         if not any("in_channels" in arg.value for arg in table.args):
             return channels  # the layer takes no input size
-        axis = -1 if op == "linear" else 0
+        axis = -1 if OPS[op].reads == "last" else 0
         want = ("last", "both") if axis else ("first", "both")
         layouts = {
             self.m.layout(n.inputs[0])
@@ -746,8 +794,18 @@ class _ClassBuilder:
         if op == "permute":
             return self.permute_channels(ns, channels)
         if op == "reshape":
-            return str(self.static(ns, lambda n: n.shape[0]))
+            return self.reshape_channels(ns, attrs["shape"])
         return channels
+
+    def reshape_channels(self, ns: NodeSpec, shape: Expr) -> str:
+        """The last size as written where it is one (node_layout: "last"), else the first
+        axis's static size."""
+        if self.static(ns, lambda n: n.attrs["shape"][-1] != -1):
+            tree = ast.parse(self.py(shape), mode="eval").body
+            if isinstance(tree, (ast.List, ast.Tuple)):
+                return double_quotes(ast.unparse(tree.elts[-1]))
+            return str(self.static(ns, lambda n: n.shape[-1]))
+        return str(self.static(ns, lambda n: n.shape[0]))
 
     def permute_channels(self, ns: NodeSpec, channels: str) -> str:
         """The running count where it moves with its axis (`permuted_layout`, decided on
@@ -787,41 +845,79 @@ class _ClassBuilder:
         table = self.table.ops.get(ns.op)
         if table is None or table.expr is None:
             self.fail(ns.pos, f"no parameter form for op `{ns.op}`")
+        if OPS[ns.op].buffer:
+            return self.constant_buffer(ns, name, table)
         tree = ast.parse(self.py(ns.attrs["shape"]), mode="eval").body
+        lead = ["1"] if self.batch_axis(ns) else []
         if isinstance(tree, (ast.List, ast.Tuple)):
-            dims = [double_quotes(ast.unparse(e)) for e in tree.elts]
+            dims = lead + [double_quotes(ast.unparse(e)) for e in tree.elts]
             shape = {
                 "dims": ", ".join(dims),
                 "list": f"[{', '.join(dims)}]",
                 "tuple": f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})",
             }
-            channels = dims[0]
+            channels = dims[len(lead)]
         else:  # a list-valued parameter or let
             source = double_quotes(ast.unparse(tree))
-            shape = {"dims": f"*{source}", "list": f"list({source})", "tuple": f"tuple({source})"}
             channels = f"{source}[0]"
+            if lead:
+                source = f"[1] + {source}"
+            shape = {"dims": f"*{source}", "list": f"list({source})", "tuple": f"tuple({source})"}
         if ns.init:
             self.override(ns, f"self.{name}", None)
         self.init.assign(f"self.{name}", from_source(table.expr.format(**shape)))
-        return _Flow(channels, f"self.{name}")
+        return _Flow(channels, f"self.{name}", batch_axis=bool(lead))
+
+    def constant_buffer(self, ns: NodeSpec, name: str, table: OpSpec) -> _Flow:
+        """A constant of its own (an index) registered as a buffer: in the state dict,
+        never trained. `expr` is `{name} = <value>` or a call with {key} (the attribute's
+        name, quoted), both with {args}, the op's arguments."""
+        literals, sources = {}, {}
+        for key, expr in self.attr_sources(ns, ns.op).items():
+            if expr.is_constant:
+                literals[key] = expr.constant
+            else:
+                sources[key] = self.py(expr)
+        args = make_call(table, literals, sources).flat()[1:-1]
+        form = table.expr.removeprefix("{name} = ")
+        value = from_source(form.format(key=f'"{name}"', args=args))
+        if form != table.expr:
+            self.init.assign(f"self.{name}", value)
+        else:
+            self.init.expr(value)
+        return _Flow("None", f"self.{name}")
+
+    def batch_axis(self, ns: NodeSpec) -> bool:
+        """Whether a `parameter` has a leading batch axis of 1 (a literal `batch_axis`)."""
+        expr = ns.attrs.get("batch_axis")
+        if expr is None:
+            return False
+        if not expr.is_constant:
+            self.fail(expr.pos, "parameter: `batch_axis` must be written as true or false")
+        return bool(expr.constant)
 
     # a functional op: add, concat, multiply
     def functional(self, ns: NodeSpec, name: str, ins: list[_Flow], var: str) -> _Flow:
         table: OpSpec = self.table.ops[ns.op]
+        if any(f.batch_axis for f in ins):
+            ins = self.expanded(ns, ins)
         inputs = self.forward_inputs(ns, ins)
         expr = table.expr.format(
             inputs=inputs,
             sum=" + ".join(f.var for f in ins),
             product=" * ".join(f.var for f in ins),
             x=ins[0].var,
+            y=ins[1].var if len(ins) > 1 else "",
+            z=ins[2].var if len(ins) > 2 else "",
             args=self.forward_args(ns, name, table),
+            subscript=self.subscript(ns, name) if "{subscript}" in table.expr else "",
         )
         if isinstance(OPS[ns.op], MultiOutput):
             return self.multi_output(ns, name, ins[0], expr)
         channels = self.concat_channels(ns, ins) if ns.op == "concat" else ins[0].channels
         cond = self.condition(ns)
         if cond is None:
-            self.fwd.assign(var, expr)
+            self.fwd.assign(var, self.wrapped(var, expr))
             return _Flow(channels, var)
         flag = self.flag(ns, name)
         if var != ins[0].var:
@@ -830,6 +926,50 @@ class _ClassBuilder:
         with self.fwd.indent():
             self.fwd.assign(var, expr)
         return _Flow(self.either(name, cond, channels, ins[0].channels), var)
+
+    def wrapped(self, var: str, expr: str) -> str | Call:
+        """A functional op's expression, as a call wrapped like ruff's where its line is too
+        long (`add_relative_position_bias(...)`), else as it is."""
+        if len(f"{INDENT * self.fwd.level}{var} = {expr}") <= WIDTH:
+            return expr
+        return from_source(expr)
+
+    def expanded(self, ns: NodeSpec, ins: list[_Flow]) -> list[_Flow]:
+        """A concat's inputs with each `parameter` of a leading 1 expanded to the batch of
+        its first batched input (`self.class_token.expand(x.shape[0], -1, -1)`); add and
+        multiply broadcast it as it is."""
+        if ns.op != "concat":
+            return ins
+        form = self.table.ops["parameter"].expand
+        if form is None:
+            self.fail(ns.pos, "no way to expand a parameter to the batch (`expand`)")
+        if ns.inputs is not None and not _names_only(ns.inputs):
+            self.fail(ns.inputs.pos, "a parameter is expanded in a concat of named inputs only")
+        like = next(f.var for f in ins if not f.batch_axis)
+        out = []
+        for k, f in enumerate(ins):
+            if f.batch_axis:
+                rank = self.static(ns, lambda n, k=k: len(n.in_shapes[k]))
+                rest = ", ".join(["-1"] * rank)
+                var = form.format(tensor=f.var, batch=f"{like}.shape[0]", rest=rest)
+                f = _Flow(f.channels, var, batch_axis=True)
+            out.append(f)
+        return out
+
+    def subscript(self, ns: NodeSpec, name: str) -> str:
+        """`:, 0` for index 0 of per-sample axis 0 (`x[:, 0]`), `..., 0, :` for axis -2."""
+        attrs = self.attr_sources(ns, ns.op)
+        axis = attrs["axis"]
+        if not axis.is_constant:
+            self.fail(axis.pos, f"{ns.op}: `axis` must be written as a number")
+        index = attrs["index"]
+        if index.is_constant:
+            at = str(index.constant)
+        else:
+            self.stored[f"{name}_index"] = self.py(index)
+            at = f"self.{name}_index"
+        a = axis.constant
+        return ":, " * (a + 1) + at if a >= 0 else "..., " + at + ", :" * (-a - 1)
 
     def forward_args(self, ns: NodeSpec, name: str, table: OpSpec) -> str:
         """A functional op's arguments (`dim=1`); attributes known only at run time are
@@ -930,6 +1070,16 @@ class _ClassBuilder:
         return to_python(ns.inputs, rename)
 
     def concat_channels(self, ns: NodeSpec, ins: list[_Flow]) -> str:
+        """The sum of the inputs' counts, or the first batched input's where the concat
+        joins another axis (tokens) in every bound instance."""
+        self.m.layout("")  # the layouts, computed once
+        joins = {
+            self.m.concat_layout(n)[1]
+            for n in self.m.graph.nodes
+            if n is not None and n.pos == ns.pos
+        }
+        if joins == {False}:
+            return next((f for f in ins if not f.batch_axis), ins[0]).channels
         tree = ns.inputs.tree if ns.inputs is not None else None
         if tree is None or isinstance(tree, (ast.List, ast.Name)):
             return " + ".join(f.channels for f in ins)
@@ -1127,6 +1277,8 @@ def permuted_layout(order: list[int], before: str) -> tuple[str, bool]:
         return "first", True
     if order[:1] == [0] and before in ("first", "both"):
         return "first", True
+    if order[-1:] == [rank - 1] and before in ("last", "both"):
+        return "last", True
     return "first", False
 
 

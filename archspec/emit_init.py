@@ -78,8 +78,9 @@ class InitWriter:
             for tensor in OPS[op].tensors:
                 init = self.m.spec.init.get(op, {}).get(tensor)
                 scheme, args = ("default", {}) if init is None else (init.scheme, init.args)
-                if scheme == "default" and self.init.native_default:
-                    continue
+                native = self.init.native_default or table.native_default
+                if scheme == "default" and (native or "." in tensor):
+                    continue  # a child layer's tensor (`out_proj.weight`): its layer's default
                 steps.append(self.step_fn("m", op, tensor, scheme, args, lambda n: None))
             if steps:
                 groups.append((table.call, steps))
@@ -103,7 +104,10 @@ class InitWriter:
                 lambda n: rename(n) if n in scope_names else None,
             )
             for tensor, init in o.node.init.items()
-            if not (init.scheme == "default" and self.init.native_default)
+            if not (
+                init.scheme == "default"
+                and (self.init.native_default or self.table.ops[o.op].native_default)
+            )
         ]
         if o.guard and not guarded:
             w.line(f"if {o.guard.format(m=module)}:")
@@ -133,7 +137,7 @@ class InitWriter:
         check_requires(spec, literals, self.table.title, self.m.spec.pos)
         call = make_call(spec, literals, sources)
         statement = self.init.form.format(call=call.flat(), tensor=t)
-        optional = tensor == "bias" and "bias" in OPS[op].attrs
+        optional = tensor.endswith("bias") and "bias" in OPS[op].attrs  # in_proj_bias too
 
         def write(w: Writer) -> None:
             if optional:

@@ -40,7 +40,10 @@ MAX_NESTED = 100  # block calls and sequences inside each other
 MAX_PATH = 500  # characters of a module path (`layer1.0.downsample.0`)
 MAX_REPEAT = 10_000  # one repeat's count
 MAX_CYCLES = 100  # block cycles reported (a spec can hold more than anyone reads)
-PARAMETER_JOINS = ("add", "multiply")  # broadcast a batchless `parameter` over the batch
+# broadcast a batchless `parameter` over the batch
+PARAMETER_JOINS = ("add", "multiply", "relative_position_bias")
+# a `parameter` with a leading batch axis of 1 (`batch_axis`): also expanded by concat
+BATCH_AXIS_JOINS = ("add", "multiply", "concat")
 KEY_RESERVED = frozenset({"out_channels", "reset_parameters"})  # attributes modules set
 STRING_KINDS = ("activation", "depth_mode", "padding")  # may be names: quote hints
 
@@ -160,6 +163,7 @@ class _Binder:
         self.costs: dict[int, int] = {}  # by id of a block: the work of binding its params
         self.bad_keys: dict[int, bool] = {}  # by node id: unknown attributes (-id: init tensors)
         self.parameters: set[str] = set()  # paths of `parameter` nodes: tensors with no batch
+        self.batch_axis: set[str] = set()  # those of them with a leading batch axis of 1
 
     # -- entry ---------------------------------------------------------------------------
     def bind(self, overrides: dict[str, Any], input_shape: Shape | None) -> Graph:
@@ -619,6 +623,8 @@ class _Binder:
         self.nodes.append(node)
         if op.source:
             self.parameters.add(path)
+            if attrs.get("batch_axis"):
+                self.batch_axis.add(path)
         self.parents[-1].children.append(Module(path, "op", op.name, node=node))
         return Value(path, shape) if parts is None else _parts(path, parts)
 
@@ -641,14 +647,24 @@ class _Binder:
 
     def batch_of(self, op: Op, ins: list[Value], ns: NodeSpec, path: str) -> bool:
         """A parameter has no batch axis: only add and multiply broadcast it, against an
-        input that has one (generated code writes `self.scale * x`)."""
+        input that has one (generated code writes `self.scale * x`); one with `batch_axis`
+        (a leading 1) also goes into concat, which expands it to the batch."""
         own = [v.producer for v in ins if v.producer in self.parameters]
-        if not own or (op.name in PARAMETER_JOINS and len(own) < len(ins)):
+        if not own or (len(own) < len(ins) and op.name in PARAMETER_JOINS):
             return True
+        if len(own) < len(ins) and op.name in BATCH_AXIS_JOINS:
+            batchless = [p for p in own if p not in self.batch_axis]
+            if not batchless:
+                return True
+            own = batchless
+        if own[0] in self.batch_axis:
+            what, joins = "whose batch axis is 1", "add, multiply or concat"
+        else:
+            what, joins = "which has no batch axis", "add or multiply"
         self.errors.add(
             ns.pos,
-            f"{path}: {op.name} cannot take the parameter `{shorten(own[0])}`, which has no "
-            "batch axis: use it in add or multiply with an input that has one",
+            f"{path}: {op.name} cannot take the parameter `{shorten(own[0])}`, {what}: use it "
+            f"in {joins} with an input that has one",
         )
         return False
 

@@ -30,7 +30,7 @@ def render_summary(summary: Summary, console: Console | None = None) -> None:
     longest = max((len(layer.path) for layer in summary.layers), default=10)
     console = console or Console(width=max(Console().width, longest + 95))
     params = ", ".join(f"{k}={v!r}" for k, v in summary.params.items())
-    caption = f"input {shape_text(summary.input_shape)}; MACs per sample: conv + linear only"
+    caption = f"input {shape_text(summary.input_shape)}; MACs per sample: conv, linear, attention"
     if summary.depth is not None:
         caption += f"; folded at depth {summary.depth}: one row per block, seq or repeat"
     table = Table(

@@ -26,6 +26,7 @@ class TensorMap:
     transposed: bool
     shape: tuple[int, ...]
     trainable: bool
+    constant: bool = False  # a constant buffer of its own (an index): kept as it is, integer
 
 
 def tensor_maps(graph: Graph, backend: Backend) -> list[TensorMap]:
@@ -39,12 +40,13 @@ def tensor_maps(graph: Graph, backend: Backend) -> list[TensorMap]:
     own: dict[str, int] = {}  # module path -> its own tensors placed so far
     for node in graph.nodes:
         if OPS[node.op].source:
-            (shape,) = node.params.values()
+            (shape,) = (node.buffers if OPS[node.op].buffer else node.params).values()
             parent = node.path.rpartition(".")[0]
             prefix = f"{parent}." if parent else ""
             first = next((k for k, m in enumerate(maps) if m.canonical.startswith(prefix)), None)
             at = len(maps) if first is None else first + own.get(parent, 0)
-            maps.insert(at, TensorMap(node.path, node.path, False, shape, True))
+            const = OPS[node.op].buffer
+            maps.insert(at, TensorMap(node.path, node.path, False, shape, not const, const))
             own[parent] = own.get(parent, 0) + 1
             continue
         table = backend.spec.ops.get(node.op)
@@ -119,6 +121,12 @@ def from_native(
             wrong.append(f"{m.native}: expected {_fmt(want)}, got {_fmt(value.shape)}")
             continue
         origin = (dtypes or {}).get(m.native, value.dtype.name)
+        if m.constant:  # an index: integers, kept as int64
+            if value.dtype.kind not in "iu":
+                bad_dtype.append(f"{m.native}: expected integers, got {origin}")
+            else:
+                out[m.canonical] = value.astype(np.int64)
+            continue
         value, problem = _as_float32(value, origin)
         if problem:
             bad_dtype.append(f"{m.native}: {problem}")

@@ -28,12 +28,19 @@ MORE = {
     "shufflenet_v2_x1_0": ({}, (3, 32, 32)),
     "seed_resnext50": ({"pool_size": 2}, (3, 64, 64)),  # the 7x7 head window needs 224x224
     "seed_ms_resnet50": ({}, (3, 32, 32)),
+    # two layers at 32x32 (a 2x2 patch grid): the same code as twelve
+    "vit_b_16": ({"image_size": 32, "num_layers": 2}, (3, 32, 32)),
+    # 32x32: a padded, shifted first stage and unshifted whole-map windows after it
+    "swin_t": ({"image_size": 32, "embed_dim": 24}, (3, 32, 32)),
 }
 # the variants of those families (other widths and depths, the same code paths): nightly
 NIGHTLY = [
     *((f"efficientnet_b{k}", {}, (3, 32, 32)) for k in range(1, 8)),
     *((f"convnext_{size}", {}, (3, 32, 32)) for size in ("small", "base", "large")),
     *((f"shufflenet_v2_x{w}", {}, (3, 32, 32)) for w in ("0_5", "1_5", "2_0")),
+    ("vit_b_32", {"image_size": 64, "num_layers": 2}, (3, 64, 64)),
+    *((f"vit_l_{p}", {"image_size": 64, "num_layers": 2}, (3, 64, 64)) for p in (16, 32)),
+    *((f"swin_{size}", {"image_size": 32}, (3, 32, 32)) for size in ("s", "b")),
 ]
 SPECS = RESNETS + ASYMMNETS
 

@@ -1448,6 +1448,51 @@ CORPUS = [
         "spec.yaml:15:5: error: the output is the parameter `last`, which has no batch axis: use "
         "it in add or multiply with an input that has one",
     ),
+    case(
+        "parameter_batch_axis",
+        """
+        nodes:
+          - {name: t, op: flatten, start: 1}
+          - {name: cls, op: parameter, shape: [1, 64], batch_axis: true}
+          - {name: pos, op: parameter, shape: [4, 64], batch_axis: 1}
+          - {name: c, op: concat, inputs: [cls, t], axis: 0}
+          - {name: r, op: relu, inputs: cls}
+          - {name: cc, op: concat, inputs: [cls, cls]}
+        """,
+        "spec.yaml:6:60: error: parameter attribute `batch_axis`: expected true or false, got 1",
+        "spec.yaml:8:5: error: r: relu cannot take the parameter `cls`, whose batch axis is 1: use "
+        "it in add, multiply or concat with an input that has one",
+        "spec.yaml:9:5: error: cc: concat cannot take the parameter `cls`, whose batch axis is 1: "
+        "use it in add, multiply or concat with an input that has one",
+    ),
+    case(
+        "attention_and_select",
+        """
+        nodes:
+          - {name: t, op: flatten, start: 1}
+          - {name: tokens, op: permute, dims: [1, 0]}
+          - {name: a1, op: multihead_attention, heads: 2}
+          - {name: a2, op: multihead_attention, heads: 3, inputs: x}
+          - {name: a3, op: multihead_attention, heads: 0, inputs: tokens}
+          - {name: a4, op: multihead_attention, heads: 3, dropout: 1.0, inputs: tokens}
+          - {name: s1, op: select, index: 64, inputs: tokens}
+          - {name: s2, op: select, index: 0, axis: 2, inputs: tokens}
+          - {name: s3, op: select, inputs: tokens}
+          - {name: s4, op: select, index: -64, inputs: tokens}
+        """,
+        "spec.yaml:6:5: error: a1: multihead_attention: 2 heads do not divide the width 3",
+        "spec.yaml:7:5: error: a2: multihead_attention expects L x D tokens (a 2-d input per "
+        "sample), got 3 x 8 x 8",
+        "spec.yaml:8:48: error: multihead_attention attribute `heads`: expected an integer >= 1, "
+        "got 0",
+        "spec.yaml:9:60: error: multihead_attention attribute `dropout`: expected a probability in "
+        "[0, 1), got 1.0",
+        "spec.yaml:10:5: error: s1: select: index 64 is out of range for axis 0 of 64 x 3 "
+        "(size 64)",
+        "spec.yaml:11:5: error: s2: select: axis 2 is out of range for a 2-d input (64 x 3); valid "
+        "axes: -2 to 1",
+        "spec.yaml:12:5: error: select needs attribute `index`",
+    ),
     # -- module path keys (`key:`) ----------------------------------------------------------------
     case(
         "key_values",
@@ -1519,6 +1564,66 @@ CORPUS = [
         "one (outside sequences); use the spec's `init:` section, or put the node in a block",
         "spec.yaml:9:80: error: node-level `init` is not supported on a node with `key` or inside "
         "one (outside sequences); use the spec's `init:` section, or put the node in a block",
+    ),
+    case(
+        "window_and_tensor_ops",
+        """
+        nodes:
+          - {name: m, op: permute, dims: [1, 2, 0]}
+          - {name: s1, op: slice, axes: [0], start: [8]}
+          - {name: s2, op: slice, axes: [0, 1], stop: [9, 4], inputs: m}
+          - {name: s3, op: slice, axes: [0, -1], step: [2, 2], inputs: m}
+          - {name: s4, op: slice, axes: [0], step: [0], inputs: m}
+          - {name: s5, op: slice, axes: [3], inputs: m}
+          - {name: s6, op: slice, axes: [0, 1], start: [0], inputs: m}
+          - {name: r1, op: roll, shifts: [1, 1], axes: [0], inputs: m}
+          - {name: p1, op: pad, axes: [0, 0], after: [1, 1], inputs: m}
+          - {name: p2, op: pad, axes: [0], before: [-1], inputs: m}
+          - {name: a, op: matmul, inputs: [m, m]}
+          - {name: v, op: reshape, shape: [2, 8, 12], inputs: m}
+          - {name: b, op: matmul, inputs: [x, v]}
+          - {name: f, op: flatten, inputs: x}
+          - {name: c, op: matmul, inputs: [f, x]}
+          - {name: w1, op: window_mask, grid: 8, window: 16, shift: 0, inputs: m}
+          - {name: w2, op: window_mask, grid: 8, window: 3, shift: 1, inputs: m}
+          - {name: w3, op: window_mask, grid: 8, window: 4, shift: 4, inputs: m}
+          - {name: w4, op: window_mask, grid: 8, window: 4, shift: 2, inputs: m}
+          - {name: idx, op: relative_position_index, window: 2}
+          - {name: tab, op: parameter, shape: [9, 2]}
+          - {name: b1, op: relative_position_bias, inputs: [m, tab, idx]}
+          - {name: b2, op: relative_position_bias, inputs: [x, tab, idx]}
+          - {name: sc, op: scale, inputs: m}
+        """,
+        "spec.yaml:5:5: error: s1: slice: 8:8 is out of range for axis 0 of 8 x 8 x 3 (size 8; "
+        "need 0 <= start < stop <= size)",
+        "spec.yaml:6:5: error: s2: slice: 0:9 is out of range for axis 0 of 8 x 8 x 3 (size 8; "
+        "need 0 <= start < stop <= size)",
+        "spec.yaml:7:5: error: s3: slice: axes [0, -1] must all count from the front (>= 0) or "
+        "all from the back (< 0)",
+        "spec.yaml:8:5: error: s4: slice: step 0 must be 1 or more",
+        "spec.yaml:9:5: error: s5: slice: axis 3 is out of range for a 3-d input (8 x 8 x 3); "
+        "valid axes: -3 to 2",
+        "spec.yaml:10:5: error: s6: slice: start [0] needs one value per axis of [0, 1]",
+        "spec.yaml:11:5: error: r1: roll: shifts [1, 1] needs one value per axis of [0]",
+        "spec.yaml:12:5: error: p1: pad: axes [0, 0] name one axis twice",
+        "spec.yaml:13:5: error: p2: pad: padding -1, 0 of axis 0 must be >= 0",
+        "spec.yaml:14:5: error: a: matmul: cannot multiply 8 x 8 x 3 by 8 x 8 x 3: inner sizes 3 "
+        "and 8 differ",
+        "spec.yaml:16:5: error: b: matmul cannot broadcast the leading axes of 3 x 8 x 8 and 2 x "
+        "8 x 12",
+        "spec.yaml:18:5: error: c: matmul needs inputs of 2 axes or more, got 192 and 3 x 8 x 8",
+        "spec.yaml:19:5: error: w1: window_mask: the window 16 x 16 is larger than the grid 8 x 8",
+        "spec.yaml:20:5: error: w2: window_mask: the window 3 x 3 does not tile the grid 8 x 8 "
+        "(pad the grid to a multiple of the window)",
+        "spec.yaml:21:5: error: w3: window_mask: the shift 4 x 4 must be smaller than the window "
+        "4 x 4",
+        "spec.yaml:22:5: error: w4: window_mask: logits must be ... x 4 windows x heads x 16 x 16 "
+        "for a 8 x 8 grid in 4 x 4 windows, got 8 x 8 x 3",
+        "spec.yaml:25:5: error: b1: relative_position_bias: logits must be ... x heads x N x N, "
+        "got 8 x 8 x 3",
+        "spec.yaml:26:5: error: b2: relative_position_bias: the table 9 x 2 must be rows x heads, "
+        "with the 3 heads of the logits 3 x 8 x 8",
+        "spec.yaml:27:5: error: scale needs attribute `factor`",
     ),
 ]
 

@@ -205,6 +205,13 @@ BUNDLED = [
     "shufflenet_v2_x1_0",
     "shufflenet_v2_x1_5",
     "shufflenet_v2_x2_0",
+    "swin_b",
+    "swin_s",
+    "swin_t",
+    "vit_b_16",
+    "vit_b_32",
+    "vit_l_16",
+    "vit_l_32",
 ]
 
 

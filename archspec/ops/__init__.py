@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from archspec.ops.attention import MultiheadAttention, Select
 from archspec.ops.base import (
     ACTIVATIONS,
     CHECKERS,
@@ -42,6 +43,16 @@ from archspec.ops.spatial import (
     Pool2d,
 )
 from archspec.ops.tensor import ChannelShuffle, Chunk, MultiOutput, Permute, Reshape, Split
+from archspec.ops.window import (
+    Matmul,
+    Pad,
+    RelativePositionBias,
+    RelativePositionIndex,
+    Roll,
+    Scale,
+    Slice,
+    WindowMask,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -95,6 +106,16 @@ OPS: dict[str, Op] = {
         LayerNorm2d(),
         GroupNorm(),
         Parameter(),
+        Roll(),
+        Slice(),
+        Pad(),
+        Scale(),
+        Matmul(),
+        RelativePositionIndex(),
+        RelativePositionBias(),
+        WindowMask(),
+        Select(),
+        MultiheadAttention(),
     ]
 }
 

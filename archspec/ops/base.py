@@ -2,8 +2,9 @@
 
 Shapes are per sample, without the batch dimension: (C, H, W) for images, (F,) once
 flattened, any rank for tokens and permuted maps. Semantics follow PyTorch wherever a
-choice is needed (docs/spec-language.md). MACs count convolutions and linear layers only,
-as networks.md's convention does.
+choice is needed (docs/spec-language.md). MACs count convolutions, linear layers and
+attention's projections and matrix products only, as networks.md's convention and
+torchvision's figures do.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ CHECKERS: dict[str, Callable[[Any], Any]] = {
     "depth_mode": _depth_mode,
     "bool": _bool,
     "ints": _ints,
+    "ints?": lambda v: None if v is None else _ints(v),
     "activation": _activation,
     "approximation": _approximation,
 }
@@ -175,6 +177,10 @@ class Op:
     # takes no input: the node is a learnable tensor of its own (one `value`, named by the
     # node's path); not a module, so not a sequence item, not repeated, not conditional
     source = False
+    buffer = False  # a source that is a constant buffer (not trainable), not a parameter
+    # the input axis whose size the constructor takes (`in_channels`): "first" (conv2d's
+    # channels), or "last" (a linear layer's features)
+    reads = "first"
 
     def shape(self, ins: list[Shape], a: dict) -> Shape:
         """Output shape from input shapes and checked attributes."""

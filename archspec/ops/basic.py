@@ -17,6 +17,7 @@ class Linear(Op):
         "bias": Attr("bool", True, doc="Whether the layer has a bias."),
     }
     tensors = ("weight", "bias")
+    reads = "last"
 
     def shape(self, ins, a):
         if not ins[0]:

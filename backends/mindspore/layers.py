@@ -6,6 +6,7 @@ compiled, and shapes are tuples.
 
 import mindspore as ms
 from mindspore import nn, ops
+from mindspore.common import initializer as init
 
 
 class StochasticDepth(nn.Cell):
@@ -58,6 +59,127 @@ class Reshape(nn.Cell):
         return ops.reshape(x, (x.shape[0], *self.shape))
 
 
+def as_pair(value):
+    """(v, v) for an int, else the pair as a tuple."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+class Roll(nn.Cell):
+    """torch.roll of each sample: a cyclic shift by `shifts` along the per-sample `dims`,
+    as two slices concatenated (ops.roll is not on every device)."""
+
+    def __init__(self, shifts, dims):
+        super().__init__()
+        self.shifts = tuple(shifts)
+        self.dims = tuple(d + 1 if d >= 0 else d for d in dims)
+
+    def construct(self, x):
+        """The last `shift` values of each axis moved to its front."""
+        for k in range(len(self.dims)):  # no zip: GRAPH_MODE compiles this loop
+            dim = self.dims[k]
+            size = x.shape[dim]
+            s = self.shifts[k] % size
+            if s:
+                x = ops.cat((ops.narrow(x, dim, size - s, s), ops.narrow(x, dim, 0, size - s)), dim)
+        return x
+
+
+class Slice(nn.Cell):
+    """x[..., start:stop:step, ...] on the per-sample `axes` (stop None: to the end); a
+    step above 1 gathers its indices (StridedSliceGrad fails on CPU for some steps)."""
+
+    def __init__(self, axes, start=None, stop=None, step=None):
+        super().__init__()
+        self.axes = tuple(axes)
+        self.start = tuple(start or [0] * len(axes))
+        self.stop = tuple(stop or [None] * len(axes))
+        self.step = tuple(step or [1] * len(axes))
+
+    def construct(self, x):
+        """The slice of each sample of the batch, one axis after another."""
+        for k in range(len(self.axes)):
+            axis, a, b, s = self.axes[k], self.start[k], self.stop[k], self.step[k]
+            dim = axis + 1 if axis >= 0 else x.ndim + axis
+            end = x.shape[dim] if b is None else b
+            if s == 1:
+                x = ops.narrow(x, dim, a, end - a)
+            else:
+                x = ops.gather(x, ops.arange(a, end, s), dim)
+        return x
+
+
+class Pad(nn.Cell):
+    """Constant padding of the per-sample `axes`: `before` and `after` values on each."""
+
+    def __init__(self, axes, before=None, after=None, value=0.0):
+        super().__init__()
+        self.axes = tuple(axes)
+        self.before = tuple(before or [0] * len(axes))
+        self.after = tuple(after or [0] * len(axes))
+        self.value = value
+
+    def construct(self, x):
+        """ops.pad, whose pairs start at the last axis."""
+        pads = [0] * (2 * x.ndim)
+        for i in range(len(self.axes)):
+            axis = self.axes[i]
+            k = x.ndim - 1 - (axis + 1 if axis >= 0 else x.ndim + axis)
+            pads[2 * k] = self.before[i]
+            pads[2 * k + 1] = self.after[i]
+        return ops.pad(x, tuple(pads), value=self.value)
+
+
+def relative_position_index(window):
+    """For tokens p, q of a wh x ww window (row-major), the row of their offset in a table
+    of (2 wh - 1)(2 ww - 1) offsets: (hp - hq + wh - 1)(2 ww - 1) + wp - wq + ww - 1."""
+    wh, ww = as_pair(window)
+    cells = [(i, j) for i in range(wh) for j in range(ww)]
+    index = [
+        (hp - hq + wh - 1) * (2 * ww - 1) + wp - wq + ww - 1 for hp, wp in cells for hq, wq in cells
+    ]
+    return ms.Tensor(index, ms.int64)
+
+
+def add_relative_position_bias(logits, table, index):
+    """logits (... x heads x N x N) plus table[index] viewed as N x N x heads, heads first."""
+    n = logits.shape[-1]
+    bias = ops.reshape(ops.gather(table, index, 0), (n, n, -1))
+    return logits + ops.transpose(bias, (2, 0, 1))
+
+
+def shifted_window_mask(grid, window, shift):
+    """windows x 1 x N x N: 0 between tokens of one window from one region of the shifted
+    grid, -100 between regions; the regions split at -window and -shift on each axis."""
+
+    def regions(size, w, s):
+        label = [0] * size
+        for k, (a, b) in enumerate(((0, -w), (-w, -s), (-s, None))):
+            for i in range(size)[a:b]:
+                label[i] = k
+        return label
+
+    (gh, gw), (wh, ww), (sh, sw) = as_pair(grid), as_pair(window), as_pair(shift)
+    rows, cols = regions(gh, wh, sh), regions(gw, ww, sw)
+    masks = []
+    for r in range(0, gh, wh):
+        for c in range(0, gw, ww):
+            cell = [3 * rows[r + i] + cols[c + j] for i in range(wh) for j in range(ww)]
+            masks.append([[[0.0 if p == q else -100.0 for q in cell] for p in cell]])
+    return masks
+
+
+class WindowMask(nn.Cell):
+    """Add the shifted-window mask to logits ... x windows x heads x N x N."""
+
+    def __init__(self, grid, window, shift):
+        super().__init__()
+        self.mask = ms.Tensor(shifted_window_mask(grid, window, shift), ms.float32)
+
+    def construct(self, x):
+        """The logits plus the mask of their window."""
+        return x + self.mask
+
+
 class LayerNorm2d(nn.Cell):
     """torchvision's LayerNorm2d: layer norm over the channels of each pixel of an
     N x C x H x W map, with a scale (gamma) and a shift (beta) per channel."""
@@ -77,3 +199,43 @@ class LayerNorm2d(nn.Cell):
     def extend_repr(self):
         """The arguments, as they are given."""
         return f"{self.gamma.shape[0]}, eps={self.eps}"
+
+
+class MultiheadAttention(nn.Cell):
+    """torch.nn.MultiheadAttention(embed_dim, num_heads, dropout, bias, batch_first=True)
+    as self-attention of N x L x D tokens, with PyTorch's tensors: the query, key and value
+    projections stacked in in_proj_weight (3D x D) and in_proj_bias, and out_proj, an
+    nn.Dense; Xavier and zeros, as PyTorch starts them."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.p = dropout
+        shape = (3 * embed_dim, embed_dim)
+        self.in_proj_weight = ms.Parameter(init.initializer(init.XavierUniform(), shape))
+        self.in_proj_bias = ms.Parameter(ops.zeros((3 * embed_dim,))) if bias else None
+        self.out_proj = nn.Dense(embed_dim, embed_dim, has_bias=bias)
+        if bias:
+            self.out_proj.bias.set_data(ops.zeros((embed_dim,)))
+        self.dropout = nn.Dropout(p=dropout)
+
+    def construct(self, x):
+        """Scaled dot-product attention of each head, the heads joined and projected."""
+        n, length = x.shape[0], x.shape[1]
+        qkv = ops.matmul(x, self.in_proj_weight.T)
+        if self.in_proj_bias is not None:
+            qkv = qkv + self.in_proj_bias
+        # N x L x 3D -> 3 x N x heads x L x D/heads
+        qkv = ops.reshape(qkv, (n, length, 3, self.num_heads, self.head_dim))
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / self.head_dim**0.5
+        weights = self.dropout(ops.softmax(scores, axis=-1))
+        out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
+        return self.out_proj(ops.reshape(out, (n, length, self.embed_dim)))
+
+    def extend_repr(self):
+        """The arguments, as torch.nn.MultiheadAttention's are given."""
+        return f"{self.embed_dim}, {self.num_heads}, dropout={self.p}"

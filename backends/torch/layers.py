@@ -121,6 +121,112 @@ class Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+class Roll(nn.Module):
+    """torch.roll of each sample: a cyclic shift by `shifts` along the per-sample `dims`."""
+
+    def __init__(self, shifts, dims):
+        super().__init__()
+        self.shifts = tuple(shifts)
+        self.dims = tuple(d + 1 if d >= 0 else d for d in dims)
+
+    def forward(self, x):
+        """Roll each sample of the batch."""
+        return torch.roll(x, self.shifts, self.dims)
+
+
+def slice_key(axes, start, stop, step):
+    """The index of x[..., a:b:s, ...] for the per-sample `axes` (all >= 0 or all < 0)."""
+    start = start or [0] * len(axes)
+    stop = stop or [None] * len(axes)
+    step = step or [1] * len(axes)
+    cuts = {axis: slice(a, b, s) for axis, a, b, s in zip(axes, start, stop, step, strict=True)}
+    if min(axes) >= 0:  # the batch, then the axes up to the last one cut
+        return (slice(None), *(cuts.get(k, slice(None)) for k in range(max(axes) + 1)))
+    return (Ellipsis, *(cuts.get(k, slice(None)) for k in range(min(axes), 0)))
+
+
+class Slice(nn.Module):
+    """x[..., start:stop:step, ...] on the per-sample `axes` (stop None: to the end)."""
+
+    def __init__(self, axes, start=None, stop=None, step=None):
+        super().__init__()
+        self.key = slice_key(axes, start, stop, step)
+
+    def forward(self, x):
+        """The slice of each sample of the batch."""
+        return x[self.key]
+
+
+class Pad(nn.Module):
+    """Constant padding of the per-sample `axes`: `before` and `after` values on each."""
+
+    def __init__(self, axes, before=None, after=None, value=0.0):
+        super().__init__()
+        self.axes = tuple(axes)
+        self.before = before or [0] * len(axes)
+        self.after = after or [0] * len(axes)
+        self.value = value
+
+    def forward(self, x):
+        """F.pad, whose list starts at the last axis."""
+        pads = [0] * (2 * x.ndim)
+        for axis, b, e in zip(self.axes, self.before, self.after, strict=True):
+            k = x.ndim - 1 - (axis + 1 if axis >= 0 else x.ndim + axis)
+            pads[2 * k], pads[2 * k + 1] = b, e
+        return F.pad(x, pads, value=self.value)
+
+
+def relative_position_index(window):
+    """For tokens p, q of a wh x ww window (row-major), the row of their offset in a table
+    of (2 wh - 1)(2 ww - 1) offsets: (hp - hq + wh - 1)(2 ww - 1) + wp - wq + ww - 1."""
+    wh, ww = as_pair(window)
+    cells = [(i, j) for i in range(wh) for j in range(ww)]
+    index = [
+        (hp - hq + wh - 1) * (2 * ww - 1) + wp - wq + ww - 1 for hp, wp in cells for hq, wq in cells
+    ]
+    return torch.tensor(index, dtype=torch.int64)
+
+
+def add_relative_position_bias(logits, table, index):
+    """logits (... x heads x N x N) plus table[index] viewed as N x N x heads, heads first."""
+    n = logits.shape[-1]
+    return logits + table[index].reshape(n, n, -1).permute(2, 0, 1)
+
+
+def shifted_window_mask(grid, window, shift):
+    """windows x 1 x N x N: 0 between tokens of one window from one region of the shifted
+    grid, -100 between regions; the regions split at -window and -shift on each axis."""
+
+    def regions(size, w, s):
+        label = [0] * size
+        for k, (a, b) in enumerate(((0, -w), (-w, -s), (-s, None))):
+            for i in range(size)[a:b]:
+                label[i] = k
+        return label
+
+    (gh, gw), (wh, ww), (sh, sw) = as_pair(grid), as_pair(window), as_pair(shift)
+    rows, cols = regions(gh, wh, sh), regions(gw, ww, sw)
+    masks = []
+    for r in range(0, gh, wh):
+        for c in range(0, gw, ww):
+            cell = [3 * rows[r + i] + cols[c + j] for i in range(wh) for j in range(ww)]
+            masks.append([[[0.0 if p == q else -100.0 for q in cell] for p in cell]])
+    return masks
+
+
+class WindowMask(nn.Module):
+    """Add the shifted-window mask to logits ... x windows x heads x N x N."""
+
+    def __init__(self, grid, window, shift):
+        super().__init__()
+        mask = torch.tensor(shifted_window_mask(grid, window, shift))
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        """The logits plus the mask of their window."""
+        return x + self.mask
+
+
 class LayerNorm2d(nn.Module):
     """torchvision's LayerNorm2d: layer norm over the channels of each pixel of an
     N x C x H x W map, with a weight and a bias per channel."""
