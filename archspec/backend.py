@@ -97,6 +97,14 @@ class InitSpec(Strict):
     fans: dict[str, dict[str, str]] = Field(default_factory=dict)  # op -> fan -> source
 
 
+class TargetSpec(Strict):
+    """An emission option: the same module, tensors and checkpoints, other code for some ops
+    (MindSpore's CPU convolutions as unfold + matmul)."""
+
+    doc: str
+    ops: dict[str, dict[str, Any]]  # op -> the OpSpec fields replaced
+
+
 class BackendSpec(Strict):
     """A framework's table: what `backend.yaml` holds."""
 
@@ -121,6 +129,9 @@ class BackendSpec(Strict):
     modules_loop: str  # a `for` header binding `m` to every sub-module
     ops: dict[str, OpSpec]
     init: InitSpec
+    # emission options (`--backend mindspore:cpu`): ops whose table entries they replace
+    targets: dict[str, TargetSpec] = {}
+
 
 
 class Backend:
@@ -128,6 +139,7 @@ class Backend:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self.target: str | None = None
         self._layers: dict[str, tuple[str, frozenset[str]]] | None = None
         data = yaml.safe_load((folder / "backend.yaml").read_text(encoding="utf-8"))
         self.spec = BackendSpec.model_validate(data)
@@ -144,6 +156,33 @@ class Backend:
     def name(self) -> str:
         """The folder name, used in `--backend` and in `generated/<name>/`."""
         return self.folder.name
+
+    @property
+    def label(self) -> str:
+        """The name with its target, if any (`mindspore:cpu`): how reports name it."""
+        return f"{self.name}:{self.target}" if self.target else self.name
+
+    @property
+    def title(self) -> str:
+        """The framework's display name, with the target's (`MindSpore (target cpu)`)."""
+        return f"{self.spec.title} (target {self.target})" if self.target else self.spec.title
+
+    def with_target(self, target: str, option: str = "--backend") -> Backend:
+        """This backend with an emission option's op entries in place of its own."""
+        found = self.spec.targets
+        if target not in found:
+            raise SpecError.at(
+                Pos(option),
+                f"backend `{self.name}` has no target `{target}`"
+                + (f" (it has: {', '.join(sorted(found))})" if found else " (it has none)"),
+            )
+        ops = dict(self.spec.ops)
+        for op, fields in found[target].ops.items():
+            ops[op] = ops[op].model_copy(update=fields)
+        copy = Backend.__new__(Backend)
+        copy.__dict__.update(self.__dict__)
+        copy.spec, copy.target = self.spec.model_copy(update={"ops": ops}), target
+        return copy
 
     @property
     def layers(self) -> dict[str, tuple[str, frozenset[str]]]:
@@ -220,7 +259,8 @@ def pick(names: str | Iterable[str] | None, option: str = "--backend") -> list[B
         names = names.split(",")
     chosen = []
     for name in (n.strip() for n in names):
+        name, _, target = name.partition(":")  # `mindspore:cpu`: with an emission option
         if name not in found:
             raise SpecError.at(Pos(option), f"unknown backend `{name}`", did_you_mean(name, found))
-        chosen.append(found[name])
+        chosen.append(found[name].with_target(target, option) if target else found[name])
     return chosen

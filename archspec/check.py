@@ -133,18 +133,18 @@ def check_spec(
     for backend in backends:
         try:
             native, trainable = build(graph, path, backend, workers, overrides)
-            canonical = from_native(native, graph, backend, f"{backend.name} module")
+            canonical = from_native(native, graph, backend, f"{backend.label} module")
             if weights is None:
                 weights = randomize_statistics(canonical, graph, backend, rng)
             result = run(graph, backend, workers, weights, data)
         except (WorkerError, SpecError) as exc:
             reason = str(exc).strip().splitlines()[-1]
-            report.backends.append(BackendReport(backend.name, [], 0, 0, error=reason))
+            report.backends.append(BackendReport(backend.label, [], 0, 0, error=reason))
             workers.restart(backend)
             continue
         maps = tensor_maps(graph, backend)
         stats = sum(math.prod(m.shape) for m in maps if not (m.trainable or m.constant))
-        entry = BackendReport(backend.name, list(result["eval"].shape), trainable, stats)
+        entry = BackendReport(backend.label, list(result["eval"].shape), trainable, stats)
         if reference is None:
             reference = result
             noise = float32_noise(graph, backend, workers, weights, data, result)
@@ -164,11 +164,11 @@ def build(
     graph: Graph, path: Path, backend: Backend, workers: Workers, overrides: dict
 ) -> tuple[dict[str, np.ndarray], int]:
     """Emit the module to a temporary file, build it in the worker: its tensors and size."""
-    module = workers.path(f"{backend.name}_{path.stem}.py")
+    module = workers.path(f"{backend.label}_{path.stem}.py")
     Path(module).write_text(render(graph, path, backend, overrides))
     worker = workers[backend]
     trainable = worker.call("build", file=module, cls=graph.name, kwargs={}, seed=SEED)
-    exported = workers.path(f"{backend.name}-export.npz")
+    exported = workers.path(f"{backend.label}-export.npz")
     worker.call("export", path=exported)
     with np.load(exported) as data:
         return {k: data[k] for k in data.files}, trainable["trainable"]
@@ -192,7 +192,7 @@ def float32_noise(
         exact = run(graph, backend, workers, weights, data, precision="float64")
     except WorkerError:
         return {}
-    probe = BackendReport(backend.name, [], 0, 0)
+    probe = BackendReport(backend.label, [], 0, 0)
     compare(probe, exact, result)
     return {key: getattr(probe, key).rel for key in GATED}
 
@@ -228,10 +228,10 @@ def run(
     """Load the shared weights (unless None: keep them), run forward and backward."""
     worker = workers[backend]
     if weights is not None:
-        arrays = workers.path(f"{backend.name}-weights.npz")
+        arrays = workers.path(f"{backend.label}-weights.npz")
         np.savez(arrays, **to_native(weights, graph, backend))
         worker.call("load", path=arrays)
-    out = workers.path(f"{backend.name}-out.npz")
+    out = workers.path(f"{backend.label}-out.npz")
     worker.call("run", inputs=data, out=out, precision=precision)
     with np.load(out) as result:
         raw = {k: result[k] for k in result.files}

@@ -357,6 +357,12 @@ def convert(spec: str, source: str, src: str, target: str, dst: str, sets: tuple
 @click.option(
     "--all", "build_all", is_flag=True, help="Every bundled spec in specs/ for every backend."
 )
+@click.option(
+    "--target",
+    metavar="NAME",
+    help="An emission option of the backend, as in `--backend mindspore:cpu` (MindSpore's "
+    "`cpu`: convolutions as unfold + matmul, same weights, much faster on CPU).",
+)
 @click.option("--force", is_flag=True, help="Overwrite generated files edited by hand.")
 @click.option(
     "--check",
@@ -370,6 +376,7 @@ def build(
     out: str,
     sets: tuple[str, ...],
     build_all: bool,
+    target: str | None,
     force: bool,
     check: bool,
 ) -> None:
@@ -379,6 +386,10 @@ def build(
 
     paths = [Path(p) for p in specs] + (sorted(SPECS_DIR.glob("*.yaml")) if build_all else [])
     backend = None if build_all else backend_name
+    if target is not None:
+        if backend in (None, "all"):
+            raise SpecError.at(Pos("--target"), "--target needs one --backend (not all)")
+        backend = ",".join(f"{name.strip()}:{target}" for name in backend.split(","))
     outputs = planned_outputs(paths, backend, out, parse_set(sets))
     if check:
         stale = [

@@ -2,6 +2,7 @@
 
     python scripts/bench_zoo.py                        # every framework, ResNet-50 and ResNeXt-50
     python scripts/bench_zoo.py --frameworks torch --rounds 20
+    python scripts/bench_zoo.py --frameworks mindspore:cpu  # `build --target cpu` vs mindcv
 
 For each framework, one worker process (frameworks never share a process) builds the
 generated network and the framework's own hand-written one (torchvision, paddle.vision,
@@ -16,11 +17,14 @@ after a warm-up step (the weights are allocated before it, so it is the step's o
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -220,6 +224,21 @@ def run_worker(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def built_for(framework: str, emit_target: str, specs: str) -> str:
+    """The specs built with an emission option (`archspec build --target`), in a temporary
+    folder kept until the process ends: the folder of the framework's modules."""
+    out = tempfile.mkdtemp(prefix="bench_zoo_")
+    atexit.register(shutil.rmtree, out, True)
+    paths = [str(ROOT / "specs" / f"{spec}.yaml") for spec in specs.split(",")]
+    options = ["--backend", framework, "--target", emit_target, "--out", out]
+    subprocess.run(
+        [sys.executable, "-m", "archspec.cli", "build", *paths, *options],
+        check=True,
+        capture_output=True,
+    )
+    return str(Path(out) / framework)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frameworks", default="torch,paddle,mindspore")
@@ -236,22 +255,24 @@ def main() -> None:
         print(json.dumps(worker(*values)))
         return
     header = (
-        "framework  network     batch x size   eval gen/ref (ms)    ratio"
+        "framework     network     batch x size   eval gen/ref (ms)    ratio"
         "   train gen/ref (ms)   ratio"
     )
     print(header + ("   peak MB eval gen/ref  train gen/ref" if not args.no_memory else ""))
-    for framework in args.frameworks.split(","):
+    for label in args.frameworks.split(","):
+        framework, _, emit_target = label.partition(":")
+        target = built_for(framework, emit_target, args.specs) if emit_target else args.target
         for spec in args.specs.split(","):
-            t = run_worker("time", framework, spec, str(args.rounds), args.target)
+            t = run_worker("time", framework, spec, str(args.rounds), target)
             batch, size = SETTINGS[framework]
-            line = f"{framework:10} {spec:11} {batch:>5} x {size:<5}"
+            line = f"{label:13} {spec:11} {batch:>5} x {size:<5}"
             for mode in ("eval", "train"):
                 gen, ref = t[f"generated:{mode}"], t[f"reference:{mode}"]
                 line += f"  {gen * 1e3:8.1f} / {ref * 1e3:8.1f}  {gen / ref:6.3f}"
             if not args.no_memory:
                 for mode in ("eval", "train"):
                     gen, ref = (
-                        run_worker("memory", framework, spec, which, mode, args.target)["peak_mb"]
+                        run_worker("memory", framework, spec, which, mode, target)["peak_mb"]
                         for which in ("generated", "reference")
                     )
                     line += f"  {gen:7.0f} / {ref:<7.0f}"

@@ -23,6 +23,11 @@ CI_CHECKED = ("asymmnet_large", "asymmnet_small", "resnet18", "resnet34", "resne
 UNCHECKED = [f"specs/{name}.yaml" for name in CI_CHECKED]
 # parameters a spec needs at 48x48: the seed ResNeXt's head pools a fixed 7x7 window
 SETS_AT_48 = {"specs/seed_resnext50.yaml": ["--set", "pool_size=2"]}
+# a ViT's position embedding is for image_size; a 32-pixel patch does not divide 48
+SETS_AT_48.update({f"specs/vit_{v}_16.yaml": ["--set", "image_size=48"] for v in "bl"})
+SETS_AT_48.update(
+    {f"specs/vit_{v}_32.yaml": ["--set", "image_size=48", "--set", "patch_size=24"] for v in "bl"}
+)
 
 
 def archspec(*args: str, env: dict | None = None, cwd: Path = ROOT):
@@ -66,7 +71,7 @@ def test_check_passes_for_bundled_specs(sets):
 def test_check_covers_every_family():
     """Every bundled spec is checked in CI by this file or by its family's test."""
     families = {Path(s).stem.split("_")[0].rstrip("0123456789") for s in SPECS}
-    tested = {"efficientnet", "convnext", "mobilenet", "shufflenet", "regnet", "seed"}
+    tested = {"efficientnet", "convnext", "mobilenet", "shufflenet", "regnet", "seed", "vit"}
     assert families - tested == {Path(s).stem.split("_")[0].rstrip("0123456789") for s in UNCHECKED}
     assert set(UNCHECKED) <= set(SPECS)
 

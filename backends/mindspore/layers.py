@@ -239,3 +239,43 @@ class MultiheadAttention(nn.Cell):
     def extend_repr(self):
         """The arguments, as torch.nn.MultiheadAttention's are given."""
         return f"{self.embed_dim}, {self.num_heads}, dropout={self.p}"
+
+
+class Im2colConv2d(nn.Conv2d):
+    """nn.Conv2d computed as unfold + matmul (im2col). MindSpore's CPU kernel for 3x3 and
+    grouped convolutions is oneDNN's reference one, tens of times slower than a matrix
+    product. Same parameters (`weight`, `bias`) and initialisation as nn.Conv2d."""
+
+    def construct(self, x):
+        """Pad, gather every window as a column, multiply by the flattened weight."""
+        n, c, h, w = x.shape
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        dh, dw = self.dilation[2:] if len(self.dilation) == 4 else self.dilation
+        top, bottom, left, right = self.pads(h, w, kh, kw, sh, sw, dh, dw)
+        if top or bottom or left or right:
+            x = ops.pad(x, (left, right, top, bottom))
+        h, w = h + top + bottom, w + left + right
+        oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+        g = self.group
+        if kh == 1 and kw == 1 and sh == 1 and sw == 1:  # the input is its own columns
+            cols = x.reshape(n, g, c // g, oh * ow)
+        else:
+            cols = ops.unfold(x, (kh, kw), (dh, dw), 0, (sh, sw))
+            cols = cols.reshape(n, g, c // g * kh * kw, oh * ow)
+        weight = self.weight.reshape(g, self.out_channels // g, -1)
+        out = ops.matmul(weight, cols).reshape(n, self.out_channels, oh, ow)
+        if self.has_bias:
+            out = out + self.bias.reshape(1, -1, 1, 1)
+        return out
+
+    def pads(self, h, w, kh, kw, sh, sw, dh, dw):
+        """(top, bottom, left, right) for this cell's pad_mode (TensorFlow's rule for same)."""
+        if self.pad_mode == "same":
+            ph = max((-(-h // sh) - 1) * sh + dh * (kh - 1) + 1 - h, 0)
+            pw = max((-(-w // sw) - 1) * sw + dw * (kw - 1) + 1 - w, 0)
+            return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2
+        if self.pad_mode == "valid":
+            return 0, 0, 0, 0
+        p = self.padding
+        return (p, p, p, p) if isinstance(p, int) else tuple(p)
