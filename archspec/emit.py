@@ -407,11 +407,37 @@ class _ClassBuilder:
         env = {"x": x}
         self.env = env  # the current node list's flows, for `inputs` expressions
         prev = x
+        chunks: dict[str, tuple[int, int]] = {}  # node -> its constructor lines
         for ns, name in zip(nodes, _node_names(nodes), strict=True):
             ins = self.inputs(ns, env, prev)
             var = name if name in referenced else self.running
+            start = len(self.init.lines)
             prev = env[name] = self.node(ns, name, ins, var)
+            chunks[name] = (start, len(self.init.lines))
+        if nodes is self.owner.nodes and self.owner.order:
+            self.reorder(chunks)
         return env[self.owner.output] if self.owner.output else prev
+
+    def reorder(self, chunks: dict[str, tuple[int, int]]) -> None:
+        """Constructor lines of the `order` nodes in that order, in the places they took
+        (each must be plain `self.<name> = ...` statements: nothing later reads them)."""
+        order = self.owner.order
+        lines = self.init.lines
+        indent = INDENT * self.init.level
+        for name in order:
+            start, end = chunks[name]
+            heads = [
+                ln for ln in lines[start:end] if not ln.startswith((indent + " ", indent + ")"))
+            ]
+            if not heads or not all(ln.startswith(f"{indent}self.") for ln in heads):
+                self.fail(
+                    self.owner.field_pos("order"),
+                    f"`order` can reorder only nodes built by plain assignments; `{name}` is not",
+                )
+        placed = sorted(chunks[name] for name in order)
+        texts = [lines[start:end] for start, end in (chunks[name] for name in order)]
+        for (start, end), text in reversed(list(zip(placed, texts, strict=True))):
+            lines[start:end] = text
 
     def inputs(self, ns: NodeSpec, env: dict[str, _Flow], prev: _Flow) -> list[_Flow]:
         if ns.inputs is None:

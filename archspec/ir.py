@@ -923,10 +923,28 @@ def check_structure(spec: NetworkSpec) -> Collector:
                 if child.name is not None or child.inputs is not None:
                     errors.add(child.pos, "sequence items take no `name` or `inputs`: they chain")
     _check_tables(spec, errors)
+    _check_order(spec, errors)
     _check_recursion(spec, errors)
     _check_names(spec, errors)
     _check_emittable(spec, errors)
     return errors
+
+
+def _check_order(spec: NetworkSpec, errors: Collector) -> None:
+    """`order` names distinct top-level nodes of its block."""
+    for owner in [spec, *spec.blocks.values()]:
+        if owner.order is None:
+            continue
+        names = _node_names(owner.nodes)
+        for name in owner.order:
+            if name not in names:
+                errors.add(
+                    owner.field_pos("order"),
+                    f"`order` names `{shorten(name)}`, which is not a node of this block",
+                    did_you_mean(name, names),
+                )
+        if len(set(owner.order)) != len(owner.order):
+            errors.add(owner.field_pos("order"), "`order` names a node twice")
 
 
 def _check_emittable(spec: NetworkSpec, errors: Collector) -> None:

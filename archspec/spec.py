@@ -325,6 +325,10 @@ class BlockSpec(Model):
     """The graph: nodes in order, each fed by the one before unless `inputs` says otherwise."""
     output: str | None = None
     """The output node (default: the last)."""
+    order: list[str] | None = None
+    """The order some of its top-level nodes' modules are registered in, when it is not the
+    order they run in (a module built before one it runs after): their state-dict keys
+    follow it. Names of plain module nodes."""
 
     @field_validator("params", "let")
     @classmethod

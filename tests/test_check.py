@@ -16,13 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))
 ASYMM = ["specs/asymmnet_large.yaml", "specs/asymmnet_small.yaml"]
 # checked here in CI: the families no family test checks across the frameworks
-# (test_efficientnet, test_convnext, test_mobilenet, test_shufflenet, test_regnet and the
-# seeds' tests check theirs), without the deeper variants of the same blocks (ResNet-101,
-# -152, ResNeXt-101: 3 more minutes); every bundled spec is checked nightly (13 minutes)
+# (test_efficientnet, test_convnext, test_mobilenet, test_shufflenet, test_regnet, test_vit,
+# test_swin and the seeds' tests check theirs), without the deeper variants of the same
+# blocks (ResNet-101, -152, ResNeXt-101: 3 more minutes); every bundled spec is checked
+# nightly
 CI_CHECKED = ("asymmnet_large", "asymmnet_small", "resnet18", "resnet34", "resnet50", "resnext50")
 UNCHECKED = [f"specs/{name}.yaml" for name in CI_CHECKED]
-# parameters a spec needs at 48x48: the seed ResNeXt's head pools a fixed 7x7 window
+# parameters a spec needs at 48x48: the seed ResNeXt's head pools a fixed 7x7 window; a Swin
+# pads and masks its windows for image_size
 SETS_AT_48 = {"specs/seed_resnext50.yaml": ["--set", "pool_size=2"]}
+SETS_AT_48.update({f"specs/swin_{v}.yaml": ["--set", "image_size=48"] for v in "tsb"})
 # a ViT's position embedding is for image_size; a 32-pixel patch does not divide 48
 SETS_AT_48.update({f"specs/vit_{v}_16.yaml": ["--set", "image_size=48"] for v in "bl"})
 SETS_AT_48.update(
@@ -72,6 +75,7 @@ def test_check_covers_every_family():
     """Every bundled spec is checked in CI by this file or by its family's test."""
     families = {Path(s).stem.split("_")[0].rstrip("0123456789") for s in SPECS}
     tested = {"efficientnet", "convnext", "mobilenet", "shufflenet", "regnet", "seed", "vit"}
+    tested |= {"swin"}
     assert families - tested == {Path(s).stem.split("_")[0].rstrip("0123456789") for s in UNCHECKED}
     assert set(UNCHECKED) <= set(SPECS)
 

@@ -1625,6 +1625,27 @@ CORPUS = [
         "with the 3 heads of the logits 3 x 8 x 8",
         "spec.yaml:27:5: error: scale needs attribute `factor`",
     ),
+    case(
+        "module_order",
+        """
+        blocks:
+          Merge:
+            nodes:
+              - {name: norm, op: layer_norm2d}
+              - {name: reduce, op: conv2d, out: 8, kernel: 1}
+            order: [reduce, norms]
+          Twice:
+            nodes:
+              - {name: norm, op: layer_norm2d}
+            order: [norm, norm]
+        nodes:
+          - {block: Merge}
+          - {block: Twice}
+        """,
+        "spec.yaml:8:12: error: `order` names `norms`, which is not a node of this block "
+        "(did you mean `norm`?)",
+        "spec.yaml:12:12: error: `order` names a node twice",
+    ),
 ]
 
 

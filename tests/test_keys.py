@@ -23,7 +23,7 @@ from conftest import check_workers
 from archspec.backend import available
 from archspec.check import check_spec
 from archspec.compiler import compile_spec
-from archspec.emit import module_view
+from archspec.emit import EmitError, module_view
 from archspec.expr import Evaluator, ExprError, parse
 from archspec.tensors import tensor_maps
 
@@ -417,3 +417,62 @@ def test_keyed_modules_compile(spec_path, tmp_path, backend):
     assert len(results) == len(SPECS)
     for result in results:  # "<compiler> ok ..., max diff <compiled vs eager>"
         assert " ok" in result and float(result.rsplit(" ", 1)[-1]) <= 1e-5, result
+
+
+# -- registration order (`order`) -----------------------------------------------------------
+ORDER = """\
+name: Net
+input: {channels: 4, height: 8, width: 8}
+blocks:
+  Merge:
+    nodes:
+      - {name: norm, op: batchnorm2d}
+      - {name: act, op: relu}
+      - {name: reduce, op: conv2d, out: 8, kernel: 1}
+    order: [reduce, act, norm]
+nodes:
+  - {block: Merge}
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "paddle", "mindspore"])
+def test_order_registers_modules_in_the_given_order(write_spec, backend):
+    lines = emitted(write_spec(ORDER), backend)
+    built = [ln.split(" = ")[0] for ln in lines if ln.startswith("self.") and " = " in ln]
+    assert built[:3] == ["self.reduce", "self.act", "self.norm"]
+    body = lines[
+        lines.index(
+            "def " + ("construct" if backend == "mindspore" else "forward") + "(self, x):"
+        ) :
+    ]
+    calls = [ln.split("(")[0].split(" = ")[1] for ln in body if " = self." in ln]
+    assert calls[:3] == ["self.norm", "self.act", "self.reduce"]  # forward keeps the data flow
+
+
+def test_order_state_dict_follows_it(write_spec, tmp_path):
+    torch = pytest.importorskip("torch")
+    path = write_spec(ORDER)
+    b = available()["torch"]
+    source = b.render(module_view(compile_spec(path), b, []))
+    scope: dict = {}
+    exec(compile(source, str(tmp_path / "net.py"), "exec"), scope)  # our own generated code
+    net = scope["Net"]()
+    assert list(net.state_dict())[:3] == [
+        "merge.reduce.weight",
+        "merge.reduce.bias",
+        "merge.norm.weight",
+    ]
+    assert net(torch.zeros(1, 4, 8, 8)).shape == (1, 8, 8, 8)
+
+
+def test_order_refuses_a_node_that_is_not_a_plain_module(write_spec):
+    text = ORDER.replace(
+        "- {name: reduce, op: conv2d, out: 8, kernel: 1}",
+        "- {name: reduce, op: conv2d, out: 8, kernel: 1, when: in_channels > 1}",
+    )
+    with pytest.raises(EmitError) as info:
+        emitted(write_spec(text), "torch")
+    assert str(info.value) == (
+        "spec.yaml:9:12: error: PyTorch emitter: `order` can reorder only nodes built by plain "
+        "assignments; `reduce` is not"
+    )
