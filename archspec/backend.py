@@ -133,7 +133,6 @@ class BackendSpec(Strict):
     targets: dict[str, TargetSpec] = {}
 
 
-
 class Backend:
     """A loaded backend: its table and its jinja environment."""
 
