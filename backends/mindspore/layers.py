@@ -244,12 +244,15 @@ class MultiheadAttention(nn.Cell):
 class Im2colConv2d(nn.Conv2d):
     """nn.Conv2d computed as unfold + matmul (im2col). MindSpore's CPU kernel for 3x3 and
     grouped convolutions is oneDNN's reference one, tens of times slower than a matrix
-    product. Same parameters (`weight`, `bias`) and initialisation as nn.Conv2d."""
+    product; 1x1 convolutions keep nn.Conv2d's own (fast) kernel. Same parameters
+    (`weight`, `bias`) and initialisation as nn.Conv2d."""
 
     def construct(self, x):
         """Pad, gather every window as a column, multiply by the flattened weight."""
-        n, c, h, w = x.shape
         kh, kw = self.kernel_size
+        if kh == 1 and kw == 1 and self.group == 1:  # oneDNN's fast kernel: keep it
+            return super().construct(x)
+        n, c, h, w = x.shape
         sh, sw = self.stride
         dh, dw = self.dilation[2:] if len(self.dilation) == 4 else self.dilation
         top, bottom, left, right = self.pads(h, w, kh, kw, sh, sw, dh, dw)
@@ -258,11 +261,8 @@ class Im2colConv2d(nn.Conv2d):
         h, w = h + top + bottom, w + left + right
         oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
         g = self.group
-        if kh == 1 and kw == 1 and sh == 1 and sw == 1:  # the input is its own columns
-            cols = x.reshape(n, g, c // g, oh * ow)
-        else:
-            cols = ops.unfold(x, (kh, kw), (dh, dw), 0, (sh, sw))
-            cols = cols.reshape(n, g, c // g * kh * kw, oh * ow)
+        cols = ops.unfold(x, (kh, kw), (dh, dw), 0, (sh, sw))
+        cols = cols.reshape(n, g, c // g * kh * kw, oh * ow)
         weight = self.weight.reshape(g, self.out_channels // g, -1)
         out = ops.matmul(weight, cols).reshape(n, self.out_channels, oh, ow)
         if self.has_bias:
