@@ -140,7 +140,8 @@ class Backend:
         self.folder = folder
         self.target: str | None = None
         self._layers: dict[str, tuple[str, frozenset[str]]] | None = None
-        data = yaml.safe_load((folder / "backend.yaml").read_text(encoding="utf-8"))
+        text = (folder / "backend.yaml").read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's
         self.spec = BackendSpec.model_validate(data)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([folder, folder.parent]),
@@ -231,8 +232,8 @@ def _read_layers(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
 
 
 @cache
-def available() -> dict[str, Backend]:
-    """Every backend folder (one with a backend.yaml), by name, in `rank` order.
+def folders() -> dict[str, Path]:
+    """Every backend folder (one with a backend.yaml), by name, unread.
 
     The bundled backends first, then each folder of ARCHSPEC_BACKENDS, a later folder
     replacing an earlier backend of the same name.
@@ -241,25 +242,37 @@ def available() -> dict[str, Backend]:
 
     roots = [BACKENDS_DIR]
     roots += [Path(p) for p in os.environ.get(BACKENDS_ENV, "").split(os.pathsep) if p]
-    found: dict[str, Backend] = {}
+    found: dict[str, Path] = {}
     for root in roots:
         for folder in sorted(root.iterdir()) if root.is_dir() else []:
             if (folder / "backend.yaml").is_file():
-                found[folder.name] = Backend(folder.resolve())
+                found[folder.name] = folder.resolve()
+    return found
+
+
+@cache
+def load(name: str) -> Backend:
+    """One backend, read once (a build for one framework reads only its table)."""
+    return Backend(folders()[name])
+
+
+def available() -> dict[str, Backend]:
+    """Every backend, by name, in `rank` order (the first is `check`'s reference)."""
+    found = {name: load(name) for name in folders()}
     return dict(sorted(found.items(), key=lambda item: (item[1].spec.rank, item[0])))
 
 
 def pick(names: str | Iterable[str] | None, option: str = "--backend") -> list[Backend]:
     """Backends by name (`"torch"`, `"torch,paddle"`, `["paddle"]`); all for None or `all`."""
-    found = available()
     if not names or names == "all":
-        return list(found.values())
+        return list(available().values())
     if isinstance(names, str):
         names = names.split(",")
+    found = folders()
     chosen = []
     for name in (n.strip() for n in names):
         name, _, target = name.partition(":")  # `mindspore:cpu`: with an emission option
         if name not in found:
             raise SpecError.at(Pos(option), f"unknown backend `{name}`", did_you_mean(name, found))
-        chosen.append(found[name].with_target(target, option) if target else found[name])
+        chosen.append(load(name).with_target(target, option) if target else load(name))
     return chosen
