@@ -2,7 +2,7 @@
 
     python scripts/bench_zoo.py                        # every framework, ResNet-50 and ResNeXt-50
     python scripts/bench_zoo.py --frameworks torch --rounds 20
-    python scripts/bench_zoo.py --frameworks mindspore:cpu  # `build --target cpu` vs mindcv
+    python scripts/bench_zoo.py --frameworks mindspore:cpu --input 2x112  # `--target cpu` vs mindcv
 
 For each framework, one worker process (frameworks never share a process) builds the
 generated network and the framework's own hand-written one (torchvision, paddle.vision,
@@ -177,9 +177,8 @@ def build(framework: str, spec: str, which: str, target: str):
     return fw, net
 
 
-def time_worker(framework: str, spec: str, rounds: int, target: str) -> dict:
+def time_worker(framework: str, spec: str, rounds: int, target: str, batch: int, size: int):
     """Interleaved medians for both models, eval forward and training step."""
-    batch, size = SETTINGS[framework]
     steps = {}
     for which in ("generated", "reference"):
         fw, net = build(framework, spec, which, target)
@@ -198,11 +197,12 @@ def time_worker(framework: str, spec: str, rounds: int, target: str) -> dict:
     return {f"{w}:{m}": statistics.median(t) for (w, m), t in times.items()}
 
 
-def memory_worker(framework: str, spec: str, which: str, mode: str, target: str) -> dict:
+def memory_worker(
+    framework: str, spec: str, which: str, mode: str, target: str, batch: int, size: int
+) -> dict:
     """Peak resident growth over one step, after a warm-up step, in a fresh process."""
     import resource
 
-    batch, size = SETTINGS[framework]
     fw, net = build(framework, spec, which, target)
     infer, train = fw.prepare(net, batch, size)
     step = infer if mode == "eval" else train
@@ -246,12 +246,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--target", default="", help="a folder of generated modules to use")
+    parser.add_argument("--input", help="BATCHxSIZE for every framework (default: per framework)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
         worker = time_worker if kind == "time" else memory_worker
         values = [int(v) if v.isdigit() else v for v in rest]
+        values[-3] = rest[-3]  # the target folder stays text
         print(json.dumps(worker(*values)))
         return
     header = (
@@ -263,8 +265,9 @@ def main() -> None:
         framework, _, emit_target = label.partition(":")
         target = built_for(framework, emit_target, args.specs) if emit_target else args.target
         for spec in args.specs.split(","):
-            t = run_worker("time", framework, spec, str(args.rounds), target)
-            batch, size = SETTINGS[framework]
+            batch, size = map(int, args.input.split("x")) if args.input else SETTINGS[framework]
+            shape = (str(batch), str(size))
+            t = run_worker("time", framework, spec, str(args.rounds), target, *shape)
             line = f"{label:13} {spec:11} {batch:>5} x {size:<5}"
             for mode in ("eval", "train"):
                 gen, ref = t[f"generated:{mode}"], t[f"reference:{mode}"]
@@ -272,7 +275,9 @@ def main() -> None:
             if not args.no_memory:
                 for mode in ("eval", "train"):
                     gen, ref = (
-                        run_worker("memory", framework, spec, which, mode, target)["peak_mb"]
+                        run_worker("memory", framework, spec, which, mode, target, *shape)[
+                            "peak_mb"
+                        ]
                         for which in ("generated", "reference")
                     )
                     line += f"  {gen:7.0f} / {ref:<7.0f}"
