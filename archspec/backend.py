@@ -7,6 +7,7 @@ and jinja2 templates. Adding a framework is adding a folder.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -82,6 +83,13 @@ class OpSpec(Strict):
     apply: str | None = None
     # the layer starts as PyTorch's does (a layers.py class), whatever `init.native_default`
     native_default: bool = False
+    # in place, where the compiler proves the input has no other reader (archspec/inplace.py):
+    # the constructor keyword that makes the module overwrite its input (`inplace`), or the
+    # statement a functional op of two inputs becomes (`{x} += {y}`)
+    inplace_arg: str | None = None
+    inplace_stmt: str | None = None
+    # the op's result is a new tensor its backward does not read: it may be overwritten
+    owns_output: bool = False
 
 
 class InitSpec(Strict):
@@ -176,13 +184,17 @@ class Backend:
                 f"backend `{self.name}` has no target `{target}`"
                 + (f" (it has: {', '.join(sorted(found))})" if found else " (it has none)"),
             )
+        return self.with_ops(found[target].ops, target)
+
+    def with_ops(self, changes: dict[str, dict[str, Any]], target: str | None = None) -> Backend:
+        """This backend (its folder, templates and layers) with some fields of some op
+        entries replaced: an emission target, or a test's variant of the table."""
         ops = dict(self.spec.ops)
-        for op, fields in found[target].ops.items():
+        for op, fields in changes.items():
             ops[op] = ops[op].model_copy(update=fields)
-        copy = Backend.__new__(Backend)
-        copy.__dict__.update(self.__dict__)
-        copy.spec, copy.target = self.spec.model_copy(update={"ops": ops}), target
-        return copy
+        variant = copy.copy(self)
+        variant.spec, variant.target = self.spec.model_copy(update={"ops": ops}), target
+        return variant
 
     @property
     def layers(self) -> dict[str, tuple[str, frozenset[str]]]:

@@ -31,6 +31,7 @@ from archspec.emit_args import (
 from archspec.emit_init import InitWriter
 from archspec.errors import Pos, quote
 from archspec.expr import Expr, uses_math
+from archspec.inplace import can_overwrite, in_place_nodes, owns_output
 from archspec.ir import Graph, _names_only, is_part, part_index
 from archspec.ops import ACTIVATIONS, OPS, MultiOutput
 from archspec.pyfmt import INDENT, WIDTH, Call, Writer, double_quotes, from_source, signature
@@ -299,6 +300,7 @@ class _ClassBuilder:
         self.overrides: list[Override] = []
         self.channel_locals: set[str] = set()
         self.env: dict[str, _Flow] = {}
+        self.in_place: set[str] = set()  # nodes that overwrite their input (inplace.py)
 
     def fresh(self, base: str, taken: set[str] | None = None) -> str:
         taken = self.taken if taken is None else taken
@@ -408,7 +410,9 @@ class _ClassBuilder:
         self.env = env  # the current node list's flows, for `inputs` expressions
         prev = x
         chunks: dict[str, tuple[int, int]] = {}  # node -> its constructor lines
-        for ns, name in zip(nodes, _node_names(nodes), strict=True):
+        names = _node_names(nodes)
+        self.in_place = in_place_nodes(nodes, names, self.table, self.owner.output)
+        for ns, name in zip(nodes, names, strict=True):
             ins = self.inputs(ns, env, prev)
             var = name if name in referenced else self.running
             start = len(self.init.lines)
@@ -475,6 +479,7 @@ class _ClassBuilder:
             return self.keyed_module(ns, name, x, var)  # `when` and `init` are refused
         if cond is None:
             call, channels = self.construct(ns, x.channels, attr, None, name)
+            call = self.overwriting(ns, call, name in self.in_place)
             channels = channels.replace("{ref}", attr)
             self.init.assign(attr, call)
             self.call(ns, var, attr, x.var)
@@ -484,6 +489,7 @@ class _ClassBuilder:
         self.init.line(f"if {cond}:")
         with self.init.indent():
             call, channels = self.construct(ns, x.channels, attr, guard, name)
+            call = self.overwriting(ns, call, name in self.in_place)
             channels = channels.replace("{ref}", attr)
             self.init.assign(attr, call)
         if var != x.var:
@@ -492,6 +498,13 @@ class _ClassBuilder:
         with self.fwd.indent():
             self.call(ns, var, attr, x.var)
         return _Flow(self.either(name, cond, channels, x.channels), var)
+
+    def overwriting(self, ns: NodeSpec, call: Call | str, in_place: bool) -> Call | str:
+        """The module's constructor call, made to work in place where that is proved safe."""
+        if not in_place or not isinstance(call, Call):
+            return call
+        keyword = self.table.ops[ns.op].inplace_arg
+        return Call(call.fn, call.args, [*call.kwargs, (keyword, "True")])
 
     def call(self, ns: NodeSpec, var: str, module: str, x: str) -> None:
         """`var = module(x)`, or the op's own statement (`apply`)."""
@@ -593,6 +606,10 @@ class _ClassBuilder:
                 self.m.note_expr(expr)
             item = None if target is None else f"{target}[{k}]"
             call, out = self.construct(child, channels, item, guard, "")
+            # an item reads only the item before: it may overwrite what that one made
+            in_place = k > 0 and can_overwrite(child, self.table)
+            in_place = in_place and owns_output(ns.seq[k - 1], self.table)
+            call = self.overwriting(child, call, in_place)
             if child.when is not None:
                 cond = self.py(child.when)
                 identity, _ = self.op_call(NodeSpec(op="identity"), channels)
@@ -942,6 +959,8 @@ class _ClassBuilder:
             return self.multi_output(ns, name, ins[0], expr)
         channels = self.concat_channels(ns, ins) if ns.op == "concat" else ins[0].channels
         cond = self.condition(ns)
+        if name in self.in_place:
+            return self.functional_in_place(ns, name, ins, cond, channels)
         if cond is None:
             self.fwd.assign(var, self.wrapped(var, expr))
             return _Flow(channels, var)
@@ -952,6 +971,20 @@ class _ClassBuilder:
         with self.fwd.indent():
             self.fwd.assign(var, expr)
         return _Flow(self.either(name, cond, channels, ins[0].channels), var)
+
+    def functional_in_place(
+        self, ns: NodeSpec, name: str, ins: list[_Flow], cond: str | None, channels: str
+    ) -> _Flow:
+        """`bn3 += downsample`: the first input (a named node's own variable, read by
+        nothing else) becomes the result."""
+        statement = self.table.ops[ns.op].inplace_stmt.format(x=ins[0].var, y=ins[1].var)
+        if cond is None:
+            self.fwd.line(statement)
+            return _Flow(channels, ins[0].var)
+        self.fwd.line(f"if self.{self.flag(ns, name)}:")
+        with self.fwd.indent():
+            self.fwd.line(statement)
+        return _Flow(self.either(name, cond, channels, ins[0].channels), ins[0].var)
 
     def wrapped(self, var: str, expr: str) -> str | Call:
         """A functional op's expression, as a call wrapped like ruff's where its line is too

@@ -160,7 +160,7 @@ CALLS_SPEC = spec_with(
 
 EXPECTED_CALLS = {
     "torch": [
-        "self.s = nn.SiLU()",
+        "self.s = nn.SiLU(inplace=True)",  # after a convolution: in place
         "self.t = nn.Tanh()",
         "self.g = nn.GELU()",
         'self.gt = nn.GELU(approximate="tanh")',

@@ -90,7 +90,9 @@ EXPECTED = {
     "torch": [
         "block = []",
         "if expand:",
-        "block.append(nn.Sequential(nn.Conv2d(in_channels, mid, kernel_size=1), nn.ReLU()))",
+        "block.append(",  # the ReLU overwrites the convolution's output (in place)
+        "nn.Sequential(nn.Conv2d(in_channels, mid, kernel_size=1), nn.ReLU(inplace=True))",
+        ")",
         "channels = mid",  # the running channels: the depthwise conv's input either way
         "else:",
         "channels = in_channels",
