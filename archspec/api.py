@@ -23,12 +23,10 @@ from typing import Any
 
 from archspec.analysis import Summary, summarize
 from archspec.backend import available, pick
-from archspec.build import Output, check_collisions, module_path, package_files, render, write_all
+from archspec.build import PathLike, planned_outputs, render, write_all
 from archspec.compiler import compile_spec
-from archspec.errors import Pos, SpecError
+from archspec.errors import SpecError
 from archspec.ir import Graph
-
-PathLike = str | Path
 
 
 def backends() -> list[str]:
@@ -54,26 +52,6 @@ def emit_module(graph: Graph, backend: str, overrides: Mapping[str, Any] | None 
     """The source of the module `build` writes for one backend."""
     (chosen,) = pick(backend)
     return render(graph, Path(graph.spec.pos.file or graph.name), chosen, overrides or {})
-
-
-def planned_outputs(
-    specs: Sequence[PathLike],
-    backend: str | Iterable[str] | None = "all",
-    out: PathLike = "generated",
-    overrides: Mapping[str, Any] | None = None,
-) -> list[Output]:
-    """Every file `build` would write (package markers first), without writing anything."""
-    paths = [Path(p) for p in specs]
-    if not paths:
-        raise SpecError.at(Pos("archspec build"), "no spec given (name SPEC files or use --all)")
-    check_collisions(paths)
-    chosen, out = pick(backend), Path(out)
-    files = package_files(out, chosen)
-    for path in paths:
-        graph = compile_spec(path, overrides)
-        for b in chosen:
-            files.append(Output(module_path(out, b, path), render(graph, path, b, overrides or {})))
-    return files
 
 
 @dataclass

@@ -235,11 +235,18 @@ def _read_layers(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
     if not path.is_file():
         return {}
     text = path.read_text(encoding="utf-8")
+    data = text.encode()
+    # byte offset of each line: ast.get_source_segment splits the whole file per call
+    starts = [0]
+    for line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
     found = {}
     for node in ast.parse(text).body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             names = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
-            found[node.name] = (ast.get_source_segment(text, node, padded=False) or "", names)
+            begin = starts[node.lineno - 1] + node.col_offset
+            end = starts[node.end_lineno - 1] + node.end_col_offset
+            found[node.name] = (data[begin:end].decode(), names)
     return found
 
 

@@ -2,13 +2,14 @@
 
 Exit status: 0 success, 2 a user error (printed as PATH:LINE:COL: error: ...), 1 a bug
 in archspec (traceback only with --debug).
+
+Each command imports what it uses when it runs: a command is one process, and `build`
+or `schema` should not pay for analysis, rich tables or frameworks they never touch.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -17,11 +18,7 @@ from typing import Any
 import click
 
 from archspec import __version__
-from archspec.analysis import summarize
-from archspec.compiler import compile_spec
 from archspec.errors import Pos, SpecError
-from archspec.report import render_summary
-from archspec.resources import SPECS_DIR
 
 EXIT_USER, EXIT_BUG = 2, 1
 
@@ -85,6 +82,8 @@ def handle_errors(func: Callable) -> Callable:
             sys.exit(130)
         except Exception:
             if debug:
+                import traceback
+
                 traceback.print_exc()
             click.echo(
                 "archspec: internal error (this is a bug in archspec, please report it); "
@@ -119,7 +118,9 @@ def validate(specs: tuple[str, ...], backend_names: str | None) -> None:
     Every spec that passes builds for every backend, except for the documented limits
     of a backend, which `--backend NAME` reports too.
     """
+    from archspec.analysis import summarize
     from archspec.backend import pick
+    from archspec.compiler import compile_spec
     from archspec.emit import module_view
 
     backends = pick(backend_names, "--backend") if backend_names else []
@@ -161,9 +162,15 @@ def summary(
     spec: str, sets: tuple[str, ...], input_: str | None, as_json: bool, depth: int | None
 ) -> None:
     """Print per-layer shapes, parameters, BN statistics and MACs of SPEC, and totals."""
+    from archspec.analysis import summarize
+    from archspec.compiler import compile_spec
+    from archspec.report import render_summary
+
     graph = compile_spec(spec, parse_set(sets), parse_input(input_))
     result = summarize(graph, depth)
     if as_json:
+        import json
+
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         render_summary(result)
@@ -198,6 +205,7 @@ def draw(
     spec: str, output: str | None, depth: int | None, sets: tuple[str, ...], input_: str | None
 ) -> None:
     """Draw the layer graph of SPEC: boxes for ops and blocks, output shapes on the edges."""
+    from archspec.compiler import compile_spec
     from archspec.graph import find_dot, output_format, to_dot, write_graph
 
     target = None if output in (None, "-") else Path(output)
@@ -247,6 +255,7 @@ def check(
     """
     from archspec.backend import pick
     from archspec.check import TOLERANCE, check_spec
+    from archspec.compiler import compile_spec
     from archspec.report import render_check
     from archspec.runner import Workers
 
@@ -262,6 +271,8 @@ def check(
             reports.append(check_spec(Path(path), backends, workers, overrides, shape, batch))
             bar.advance(task)
     if as_json:
+        import json
+
         click.echo(
             json.dumps(
                 {
@@ -317,6 +328,7 @@ def convert(spec: str, source: str, src: str, target: str, dst: str, sets: tuple
     .ckpt). Nothing in SRC is ever run. A wrapper ({"state_dict": ...}) and a `module.`
     prefix are removed, other floating-point precisions become float32; each is reported.
     """
+    from archspec.compiler import compile_spec
     from archspec.convert import convert as run_convert
     from archspec.convert import pick_framework
 
@@ -381,8 +393,8 @@ def build(
     check: bool,
 ) -> None:
     """Emit framework modules for SPEC files: OUT/<backend>/<spec>.py."""
-    from archspec.api import planned_outputs
-    from archspec.build import write_all
+    from archspec.build import planned_outputs, write_all
+    from archspec.resources import SPECS_DIR
 
     paths = [Path(p) for p in specs] + (sorted(SPECS_DIR.glob("*.yaml")) if build_all else [])
     backend = None if build_all else backend_name
@@ -412,6 +424,8 @@ def build(
 @handle_errors
 def schema() -> None:
     """Print the JSON Schema of the spec language (for editors: see the README)."""
+    import json
+
     from archspec.schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2))

@@ -9,11 +9,16 @@ attribute), a block call, or a sequence (discriminated by which of the keys it h
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
+from functools import cache
+from itertools import pairwise
 from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
+from archspec import spec
 from archspec.expr import Expr
 from archspec.ops import INIT_SCHEMES, OPS, Attr, Op
 from archspec.spec import NetworkSpec
@@ -45,12 +50,57 @@ _NODE_KINDS = ("op", "block", "seq")
 
 
 class _Generator(GenerateJsonSchema):
-    """Expressions (parsed strings, numbers, booleans, lists) are a value of any of those."""
+    """Expressions (parsed strings, numbers, booleans, lists) are a value of any of those;
+    a model's fields are described by their docstrings."""
 
     def dataclass_schema(self, schema) -> dict[str, Any]:
         if schema["cls"] is Expr:
             return {"type": ["number", "boolean", "string", "array"], "description": EXPRESSION}
         return super().dataclass_schema(schema)
+
+    def model_schema(self, schema) -> dict[str, Any]:
+        json_schema = super().model_schema(schema)
+        for name, prop in json_schema.get("properties", {}).items():
+            doc = field_doc(schema["cls"], name)
+            if doc is not None and "description" not in prop:
+                # before the title, where pydantic puts a description: the keys of a
+                # property named `default` are the ones pydantic leaves unsorted
+                title = prop.pop("title", None)
+                prop["description"] = doc
+                if title is not None:
+                    prop["title"] = title
+        return json_schema
+
+
+def field_doc(model: type, name: str) -> str | None:
+    """The docstring under a field of a spec model, or under it in the base declaring it."""
+    docs = _field_docs()
+    for cls in model.__mro__:
+        if cls.__module__ == spec.__name__ and name in docs.get(cls.__name__, {}):
+            return docs[cls.__name__][name]
+    return None
+
+
+@cache
+def _field_docs() -> dict[str, dict[str, str]]:
+    """Field docstrings of every class in spec.py, by class and field name.
+
+    A docstring documents the annotated assignment right before it, as pydantic's
+    `use_attribute_docstrings` reads them; read here, only when a schema is asked for.
+    """
+    docs: dict[str, dict[str, str]] = {}
+    for node in ast.parse(inspect.getsource(spec)).body:
+        if isinstance(node, ast.ClassDef):
+            docs[node.name] = {
+                field.target.id: inspect.cleandoc(doc.value.value)
+                for field, doc in pairwise(node.body)
+                if isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            }
+    return docs
 
 
 def spec_schema() -> dict[str, Any]:

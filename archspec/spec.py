@@ -102,10 +102,17 @@ ExprField = Annotated[Expr, BeforeValidator(_expr)]
 
 
 class Model(BaseModel):
-    """Base of every spec model: unknown keys are errors, positions are attached later."""
+    """Base of every spec model: unknown keys are errors, positions are attached later.
+
+    The docstring under each field documents it; `archspec schema` shows it (schema.py
+    reads it from this file). Not pydantic's `use_attribute_docstrings`: that reads the
+    source of every model on import, a third of the time of a whole `archspec build`.
+    Validators are built on first use (`defer_build`): validating a spec builds one, for
+    NetworkSpec and every model inside it, instead of one per model on import.
+    """
 
     model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, frozen=False, use_attribute_docstrings=True
+        extra="forbid", arbitrary_types_allowed=True, frozen=False, defer_build=True
     )
     _pos: Pos | None = PrivateAttr(default=None)
     _field_pos: dict[str, Pos] = PrivateAttr(default_factory=dict)
@@ -378,10 +385,6 @@ class NetworkSpec(BlockSpec):
         for name in value:
             _check_identifier(name, "name")
         return value
-
-
-BlockSpec.model_rebuild()
-NodeSpec.model_rebuild()
 
 
 def validate_document(doc: Document) -> NetworkSpec:
