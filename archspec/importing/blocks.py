@@ -1,0 +1,208 @@
+"""`archspec import`, stage 4: one spec block per module class, from its instances.
+
+The instances' node lists are laid over the longest one: a node missing from some
+instances is kept under a flag (absent, a node hands on its input, so `inputs` that named
+it read what it would have read); an attribute equal in every instance is written as it
+is, one that differs becomes a parameter, named after the constructor argument whose
+values it follows (`planes`, or `planes * 4`) or else after the node (`conv2_stride`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec.errors import Diagnostic, Pos
+from archspec.importing.recover import INSTANCE, Recoverer, Scope
+
+
+class BlockWriter:
+    """Writes the blocks a Recoverer met and the arguments of every call."""
+
+    def __init__(self, rec: Recoverer):
+        self.rec = rec
+        self.blocks: dict[str, dict[str, Any]] = {}
+        self.call_args: dict[int, dict[str, Any]] = {}  # id(scope) -> its call's arguments
+        self.block_of: dict[int, str] = {
+            id(scope): name for name, found in rec.instances.items() for scope, _ in found
+        }
+
+    def run(self) -> dict[str, dict[str, Any]]:
+        """Every block, by name, in the order their classes were met."""
+        for name in list(self.rec.instances):
+            self.block(name)
+        return self.blocks
+
+    def materialize(self, value):
+        """A node (or list of nodes) with each block call's arguments in place."""
+        if isinstance(value, list):
+            return [self.materialize(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if INSTANCE in value:
+            scope = value[INSTANCE]
+            if id(scope) not in self.call_args:
+                self.block(self.block_of[id(scope)])
+            args = self.call_args.get(id(scope), {})
+            value = {k: v for k, v in value.items() if k != INSTANCE}
+            return value | ({"args": args} if args else {})
+        return {k: self.materialize(v) for k, v in value.items()}
+
+    def block(self, name: str) -> None:
+        """Write one block from its instances, and the arguments of each instance's call."""
+        if name in self.blocks:
+            return
+        self.blocks[name] = {}  # a class inside itself would recurse: it cannot, but be safe
+        instances = self.rec.instances[name]
+        template_scope, (template, output) = max(instances, key=lambda i: len(i[1][0]))
+        order = [n["name"] for n in template]
+        kept: list[tuple[Scope, dict[str, dict]]] = []
+        for scope, (nodes, out) in instances:
+            if not _subsequence([n["name"] for n in nodes], order) or out != output:
+                self.problem(scope, f"its structure differs from `{template_scope.path}`'s")
+                continue
+            kept.append((scope, {n["name"]: self.materialize(n) for n in nodes}))
+        self.unifier = _Unifier(self.rec.init_args, [s.module for s, _ in kept], set(order))
+        nodes = [self.merged(node, [found for _, found in kept]) for node in template]
+        spec: dict[str, Any] = {}
+        if doc := _doc(template_scope.cls):
+            spec["doc"] = doc
+        if self.unifier.params:
+            spec["params"] = self.unifier.params
+        if output:
+            spec["output"] = output
+        spec["nodes"] = nodes
+        self.blocks[name] = spec
+        for (scope, _), values in zip(kept, self.unifier.args, strict=True):
+            self.call_args[id(scope)] = values
+
+    def merged(self, node: dict, instances: list[dict[str, dict]]) -> dict:
+        """One template node over every instance: literals, parameters and its flag."""
+        name = node["name"]
+        present = [name in found for found in instances]
+        keys = list(dict.fromkeys(k for found in instances if name in found for k in found[name]))
+        per = [_with_defaults(found.get(name), keys) for found in instances]
+        written: dict[str, Any] = {}
+        for key in keys:
+            if key in ("name", "inputs"):  # the template's: absent nodes pass their input on
+                written[key] = node[key]
+            else:
+                values = [v.get(key) if v is not None else None for v in per]
+                written[key] = self.unifier.unify(f"{name}_{key}", values)
+        if not all(present):
+            written["when"] = self.unifier.flag(name, present)
+        return _ordered(written)
+
+    def problem(self, scope: Scope, message: str) -> None:
+        """An instance that cannot be written as its class's block."""
+        self.rec.problems.append(Diagnostic(Pos(self.rec.target), f"`{scope.path}`: {message}"))
+
+
+class _Unifier:
+    """Per-instance values of one block as literals or parameter expressions."""
+
+    def __init__(self, init_args: dict[int, dict[str, Any]], modules: list, nodes: set[str]):
+        # constructor arguments named like a node cannot be parameters: one name, two things
+        self.inits = [
+            {k: v for k, v in init_args.get(id(m), {}).items() if k not in nodes} for m in modules
+        ]
+        self.params: dict[str, str] = {}
+        self.args: list[dict[str, Any]] = [{} for _ in modules]
+
+    def unify(self, where: str, values: list):
+        """A literal when every present instance agrees, else an expression of parameters;
+        lists and mappings (sequence items, a nested call's arguments) element by element."""
+        known = [v for v in values if v is not None]
+        if all(_same(v, known[0]) for v in known):
+            return known[0]
+        first = known[0]
+        if all(isinstance(v, dict) for v in known):  # an op's omitted attributes: defaults
+            keys = list(dict.fromkeys(k for v in known for k in v))
+            values = [_with_defaults(v, keys) for v in values]
+            return {k: self.unify(f"{where}_{k}", [_at(v, k) for v in values]) for k in keys}
+        if all(isinstance(v, list) and len(v) == len(first) for v in known):
+            return [
+                self.unify(f"{where}_{i}", [_at(v, i) for v in values]) for i in range(len(first))
+            ]
+        expr, name, column = self.match(values)
+        if name is None:  # absent instances take any value: the first present one's
+            expr, name, column = where, where, [v if v is not None else first for v in values]
+        self.params.setdefault(name, _type(column[0]))
+        for instance, value in zip(self.args, column, strict=True):
+            instance[name] = value
+        return expr
+
+    def match(self, values: list) -> tuple[str | None, str | None, list]:
+        """`arg` or `arg * k` for a constructor argument whose values these follow (in the
+        instances where the node is present: None marks the others)."""
+        known = [(k, v) for k, v in enumerate(values) if v is not None]
+        kind = type(known[0][1])
+        for arg in self.inits[0]:
+            column = [i.get(arg) for i in self.inits]
+            if not all(type(c) is kind for c in column):
+                continue
+            if all(column[k] == v for k, v in known):
+                return arg, arg, column
+            if kind is int and column[known[0][0]]:
+                factor = known[0][1] // column[known[0][0]]
+                if factor > 1 and all(column[k] * factor == v for k, v in known):
+                    return f"{arg} * {factor}", arg, column
+        return None, None, values
+
+    def flag(self, node: str, present: list[bool]) -> str:
+        """A node present in some instances: under a constructor argument that is None
+        (or false) exactly where it is absent (torchvision's `downsample`), else a flag."""
+        name = next(
+            (
+                a
+                for a in self.inits[0]
+                if [i.get(a) is not None and i.get(a) is not False for i in self.inits] == present
+            ),
+            f"has_{node}",
+        )
+        self.params[name] = "bool"
+        for instance, p in zip(self.args, present, strict=True):
+            instance[name] = p
+        return name
+
+
+def _subsequence(names: list[str], order: list[str]) -> bool:
+    it = iter(order)
+    return all(n in it for n in names)
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _with_defaults(node: dict | None, keys: list[str]) -> dict | None:
+    """A node with the attributes it leaves out (its op's defaults) written in."""
+    from archspec.ops import OPS
+
+    if node is None or node.get("op") not in OPS:
+        return node
+    declared = OPS[node["op"]].attrs
+    return {
+        k: node[k] if k in node else declared[k].default for k in keys if k in node or k in declared
+    }
+
+
+def _ordered(node: dict) -> dict:
+    """Keys in the order people write them: name, op, the op's attributes in its order."""
+    from archspec.ops import OPS
+
+    attrs = list(OPS[node["op"]].attrs) if node.get("op") in OPS else []
+    order = ["name", "op", "block", "repeat", *attrs, "args", "inputs", "when", "seq"]
+    return dict(sorted(node.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+
+
+def _at(value, key):
+    return None if value is None else value[key]
+
+
+def _type(value) -> str:
+    return {bool: "bool", int: "int", float: "float"}.get(type(value), "str")
+
+
+def _doc(cls: type) -> str:
+    text = (cls.__doc__ or "").strip()
+    return " ".join(text.split("\n\n")[0].split()) if text else ""
