@@ -62,7 +62,11 @@ class BlockWriter:
                 continue
             kept.append((scope, {n["name"]: self.materialize(n) for n in nodes}))
         self.unifier = _Unifier(self.rec.init_args, [s.module for s, _ in kept], set(order))
-        nodes = [self.merged(node, [found for _, found in kept]) for node in template]
+        try:
+            nodes = [self.merged(node, [found for _, found in kept]) for node in template]
+        except Mismatch as exc:
+            self.problem(template_scope, f"{exc}: one block per class cannot hold them")
+            return
         spec: dict[str, Any] = {}
         if doc := _doc(template_scope.cls):
             spec["doc"] = doc
@@ -97,6 +101,10 @@ class BlockWriter:
         self.rec.problems.append(Diagnostic(Pos(self.rec.target), f"`{scope.path}`: {message}"))
 
 
+class Mismatch(Exception):
+    """Instances of one class whose structures cannot be laid over each other."""
+
+
 class _Unifier:
     """Per-instance values of one block as literals or parameter expressions."""
 
@@ -115,6 +123,8 @@ class _Unifier:
         if all(_same(v, known[0]) for v in known):
             return known[0]
         first = known[0]
+        if any(isinstance(v, (dict, list)) for v in known) and not _alike(known):
+            raise Mismatch(f"`{where}` differs in structure between instances")
         if all(isinstance(v, dict) for v in known):  # an op's omitted attributes: defaults
             keys = list(dict.fromkeys(k for v in known for k in v))
             values = [_with_defaults(v, keys) for v in values]
@@ -193,6 +203,13 @@ def _ordered(node: dict) -> dict:
     attrs = list(OPS[node["op"]].attrs) if node.get("op") in OPS else []
     order = ["name", "op", "block", "repeat", *attrs, "args", "inputs", "when", "seq"]
     return dict(sorted(node.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+
+
+def _alike(values: list) -> bool:
+    """Nodes of one op (or block), or lists of one length: what can be unified piecewise."""
+    if all(isinstance(v, dict) for v in values):
+        return len({(v.get("op"), v.get("block"), "seq" in v) for v in values}) == 1
+    return all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1
 
 
 def _at(value, key):
