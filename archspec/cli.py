@@ -444,8 +444,15 @@ def schema() -> None:
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The spec to write."
 )
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False),
+    help="Also write the model's state dict (.safetensors, PyTorch's names) for `convert`.",
+)
 @handle_errors
-def import_(target: str, args: tuple[str, ...], input_: str, output: str) -> None:
+def import_(
+    target: str, args: tuple[str, ...], input_: str, output: str, weights: str | None
+) -> None:
     """Turn a PyTorch model into a spec: TARGET is `package.module:callable` or
     `file.py:callable` returning an nn.Module (this runs the model's own code).
 
@@ -453,9 +460,11 @@ def import_(target: str, args: tuple[str, ...], input_: str, output: str) -> Non
     dict strictly and agrees in eval mode (1e-5), with the same parameter and BN-statistic
     counts; exit 1 (nothing written) if not. Every unsupported op is reported at once.
     """
-    from archspec.importing import import_model
+    from archspec.importing import import_model, save_weights
     from archspec.importing.prove import TOLERANCE, prove
 
+    if weights is not None and not weights.lower().endswith(".safetensors"):
+        raise SpecError.at(Pos("--weights"), "expected a .safetensors file name")
     shape = parse_input(input_)
     imported = import_model(target, args, shape)
     proof = prove(imported.text, imported.model, shape)
@@ -472,6 +481,9 @@ def import_(target: str, args: tuple[str, ...], input_: str, output: str) -> Non
         sys.exit(1)
     _write_text(Path(output), imported.text)
     click.echo(f"wrote {output}")
+    if weights is not None:
+        save_weights(imported.model, weights, imported.name)
+        click.echo(f"wrote {weights}")
 
 
 def _write_text(path: Path, text: str) -> None:

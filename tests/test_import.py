@@ -218,3 +218,81 @@ def test_torchvision_resnet50_is_one_bottleneck_block_and_four_repeats(tmp_path)
     assert len(imported.text.splitlines()) <= 2 * bundled
     proof = prove(imported.text, imported.model, (3, 32, 32))
     assert proof.ok and proof.keys == len(tv.models.resnet50().state_dict())
+
+
+# the generated MindSpore module, the converted checkpoint loaded strictly, on a saved input
+MINDSPORE_RUN = """
+import sys, importlib.util
+import numpy as np
+import mindspore as ms
+folder = sys.argv[1]
+spec = importlib.util.spec_from_file_location("net", folder + "/gen/mindspore/resnet50.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+net = module.ResNet()
+not_loaded, unused = ms.load_param_into_net(net, ms.load_checkpoint(folder + "/resnet50.ckpt"),
+                                            strict_load=True)
+assert not not_loaded and not unused, (not_loaded, unused)
+net.set_train(False)
+out = net(ms.Tensor(np.load(folder + "/x.npy")))
+np.save(folder + "/y.npy", out.asnumpy())
+"""
+
+
+def test_torchvision_resnet50_to_a_mindspore_checkpoint_end_to_end(tmp_path):
+    """The README's walk-through: import with weights, convert, build, load, agree."""
+    import subprocess
+    import sys
+
+    import_torchvision()
+    pytest.importorskip("mindspore")
+    (tmp_path / "tv.py").write_text(
+        "import torch\n"
+        "torch.library.register_fake = lambda name, fn=None, *a, **k: fn or (lambda f: f)\n"
+        "from torchvision.models import resnet50\n"
+    )
+    steps = [
+        (
+            "import",
+            "tv.py:resnet50",
+            "--input",
+            "3x32x32",
+            "-o",
+            "resnet50.yaml",
+            "--weights",
+            "resnet50.safetensors",
+        ),
+        (
+            "convert",
+            "resnet50.yaml",
+            "--from",
+            "torch",
+            "resnet50.safetensors",
+            "--to",
+            "mindspore",
+            "resnet50.ckpt",
+        ),
+        ("build", "resnet50.yaml", "--backend", "mindspore", "--out", "gen"),
+    ]
+    for step in steps:
+        done = run_cli(*step, cwd=tmp_path)
+        assert done.returncode == 0, (step, done.stderr)
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(tmp_path / "resnet50.safetensors"))
+    model = import_torchvision().models.resnet50().eval()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    np = pytest.importorskip("numpy")
+    np.save(tmp_path / "x.npy", x.numpy())
+    ran = subprocess.run(
+        [sys.executable, "-c", MINDSPORE_RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = np.load(tmp_path / "y.npy")
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()

@@ -52,3 +52,27 @@ def import_model(target: str, args: tuple[str, ...], input_shape: tuple[int, ...
         raise SpecError(rec.problems)
     spec = network_spec(type(model), input_shape, blocks, nodes, out)
     return Imported(spec_text(spec, target), model, spec["name"])
+
+
+def save_weights(model: Any, path: str, spec_name: str) -> None:
+    """The model's state dict as a .safetensors file with PyTorch's names, for `archspec
+    convert --from torch` (written through a temporary file: never half a file)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from archspec.backend import available
+    from archspec.checkpoint import write_safetensors
+    from archspec.convert import safetensors_format
+
+    arrays = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    metadata = {"format": safetensors_format(available()["torch"]), "archspec_spec": spec_name}
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_safetensors(tmp, arrays, metadata)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
