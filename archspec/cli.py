@@ -438,7 +438,7 @@ def schema() -> None:
     "args",
     multiple=True,
     metavar="VALUE|NAME=VALUE",
-    help="An argument of TARGET (repeatable): `--args convnext_tiny --args num_classes=10`.",
+    help="An argument of TARGET (repeatable): `--args 64 --args num_classes=10`.",
 )
 @click.option("--input", "input_", default="3x224x224", show_default=True, metavar="CxHxW")
 @click.option(
