@@ -50,8 +50,9 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
                 f"forward takes {len(placeholders)} inputs ({names}): a spec takes one",
             )
         )
+    checks = shape_checks(captured.graph)
     for node in captured.graph.nodes:
-        if node.op in ("placeholder", "output"):
+        if node.op in ("placeholder", "output") or node in checks:
             continue
         try:
             lifted.append(_lift_node(node, modules))
@@ -67,6 +68,18 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
         )
         return lifted, placeholders[0].name if placeholders else "", "", problems
     return lifted, placeholders[0].name if placeholders else "", result.name, problems
+
+
+def shape_checks(graph) -> set:
+    """`torch._assert` calls and what only they read (`x.shape[1] == c`): checks of the
+    traced shapes, which the spec's own shape inference makes for every instance."""
+    import torch
+
+    checks = {n for n in graph.nodes if n.op == "call_function" and n.target is torch._assert}
+    for node in reversed(graph.nodes):  # users come after what they use
+        if node.op not in ("placeholder", "output") and node.users and set(node.users) <= checks:
+            checks.add(node)
+    return checks
 
 
 def _without_defaults(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
