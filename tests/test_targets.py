@@ -79,6 +79,56 @@ def test_im2col_convolution_equals_mindspores_own(tmp_path):
     assert worst["grad_weights"] < 1e-5, worst
 
 
+# PaddedMaxPool2d against nn.MaxPool2d: outputs and input gradients equal bit for bit, in
+# PyNative and GRAPH_MODE; the fast path (pad + unpadded pool) where it applies, else its own
+POOLS = """
+import sys
+import numpy as np
+import mindspore as ms
+from mindspore import nn
+sys.path.insert(0, sys.argv[1])
+from layers import PaddedMaxPool2d
+
+CASES = [  # kernel, stride, pad_mode, padding, dilation, ceil_mode, fast
+    (3, 2, "pad", 1, 1, False, True), (3, 1, "pad", 1, 1, False, True),
+    (2, 2, "pad", (0, 1), 1, False, True), (5, 2, "pad", 2, 1, False, True),
+    (3, 2, "same", 0, 1, False, False), (2, 2, "valid", 0, 1, False, False),
+    (3, 2, "pad", 1, 1, True, False), (3, 1, "pad", 1, 2, False, False),
+]
+rng = np.random.default_rng(0)
+for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
+    ms.set_context(mode=mode)
+    for k, s, pad_mode, p, d, ceil, fast in CASES:
+        args = dict(stride=s, pad_mode=pad_mode, padding=p, dilation=d, ceil_mode=ceil)
+        if pad_mode != "pad":
+            args = dict(stride=s, pad_mode=pad_mode)
+        ref, new = nn.MaxPool2d(k, **args), PaddedMaxPool2d(k, **args)
+        assert new.fast == fast, (k, s, pad_mode, p)
+        x = ms.Tensor(rng.standard_normal((2, 3, 11, 12)).astype(np.float32))
+        def loss_ref(x):
+            return (ref(x) ** 2).sum()
+        def loss_new(x):
+            return (new(x) ** 2).sum()
+        gr, gn = ms.grad(loss_ref)(x).asnumpy(), ms.grad(loss_new)(x).asnumpy()
+        assert np.array_equal(ref(x).asnumpy(), new(x).asnumpy()), (k, s, pad_mode, p, d, ceil)
+        assert np.array_equal(gr, gn), ("grad", k, s, pad_mode, p, d, ceil)
+print("equal")
+"""
+
+
+def test_padded_max_pool_equals_mindspores_own(tmp_path):
+    script = tmp_path / "pools.py"  # GRAPH_MODE parses source: a file, not `-c`
+    script.write_text(POOLS)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(ROOT / "backends" / "mindspore")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "equal"
+
+
 def test_target_replaces_only_its_ops_and_keeps_the_tensors():
     (plain,), (cpu,) = pick("mindspore"), pick("mindspore:cpu")
     assert (cpu.name, cpu.label, cpu.title) == (
@@ -89,7 +139,8 @@ def test_target_replaces_only_its_ops_and_keeps_the_tensors():
     assert cpu.spec.ops["conv2d"].call == "Im2colConv2d"
     assert plain.spec.ops["conv2d"].call == "nn.Conv2d"  # the plain backend is untouched
     changed = {op for op in plain.spec.ops if plain.spec.ops[op] != cpu.spec.ops[op]}
-    assert changed == {"conv2d"}
+    assert changed == {"conv2d", "max_pool2d"}
+    assert cpu.spec.ops["max_pool2d"].call == "PaddedMaxPool2d"
     from archspec.compiler import compile_spec
 
     graph = compile_spec(SPEC)
@@ -116,7 +167,9 @@ def test_build_target_writes_a_standalone_module(tmp_path):
     plain = (ROOT / "generated" / "mindspore" / "resnext50.py").read_text()
     assert text.count("Im2colConv2d(") == 1 + plain.count("nn.Conv2d(") == 6  # class + 5 sites
     body = text[text.index("\nclass Bottleneck") :]  # the rest reads as before
-    assert body.replace("Im2colConv2d", "nn.Conv2d") == plain[plain.index("\nclass Bottleneck") :]
+    assert text.count("PaddedMaxPool2d(") == 1 + plain.count("nn.MaxPool2d(") == 2
+    body = body.replace("Im2colConv2d", "nn.Conv2d").replace("PaddedMaxPool2d", "nn.MaxPool2d")
+    assert body == plain[plain.index("\nclass Bottleneck") :]
     lint = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", "-q", str(tmp_path / "out")],
         capture_output=True,

@@ -279,3 +279,25 @@ class Im2colConv2d(nn.Conv2d):
             return 0, 0, 0, 0
         p = self.padding
         return (p, p, p, p) if isinstance(p, int) else tuple(p)
+
+
+class PaddedMaxPool2d(nn.MaxPool2d):
+    """nn.MaxPool2d whose explicit padding is a -inf pad before an unpadded pool: the same
+    windows and values. With pad_mode="pad", nn.MaxPool2d runs a 3-D max pool that also
+    computes the argmax, several times slower on CPU; ceil mode and dilation keep it."""
+
+    def __init__(self, kernel_size=1, stride=1, pad_mode="valid", padding=0, dilation=1,
+                 ceil_mode=False):
+        super().__init__(kernel_size=kernel_size, stride=stride, pad_mode=pad_mode,
+                         padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+        self.fast = pad_mode == "pad" and not ceil_mode and dilation in (1, (1, 1), [1, 1])
+        if self.fast:
+            ph, pw = (padding, padding) if isinstance(padding, int) else tuple(padding)
+            self.pads = (pw, pw, ph, ph)
+            self.unpadded = ops.MaxPool(kernel_size=kernel_size, strides=stride)
+
+    def construct(self, x):
+        """Pad with -inf, pool without padding (or nn.MaxPool2d's own where it must)."""
+        if self.fast:
+            return self.unpadded(ops.pad(x, self.pads, value=float("-inf")))
+        return super().construct(x)
