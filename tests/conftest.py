@@ -112,3 +112,16 @@ def check_workers():
     pool = Workers()
     atexit.register(pool.__exit__)
     return pool
+
+
+def convert_on_shared_workers(spec: Path, overrides: dict, src_fw: str, src, dst_fw: str, dst):
+    """`archspec convert SPEC --set ... --from SRC_FW SRC --to DST_FW DST`, run as the command
+    runs it but on the session's shared framework workers (no process, no framework import
+    per conversion); the command's own messages and exit statuses are tested in
+    test_attack_checkpoints.py and test_safetensors.py."""
+    from archspec.backend import available
+    from archspec.convert import convert
+
+    backends = available()
+    graph = compile_spec(Path(spec), dict(overrides))
+    return convert(graph, backends[src_fw], Path(src), backends[dst_fw], Path(dst), check_workers())

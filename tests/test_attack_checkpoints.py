@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import check_workers
 
 from archspec.backend import available
 from archspec.checkpoint import select_state
 from archspec.compiler import compile_spec
 from archspec.convert import _read, convert
 from archspec.errors import SpecError
-from archspec.runner import Workers
 from archspec.tensors import extras, from_native, tensor_maps, to_native
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,8 +223,8 @@ def made(tmp_path_factory, graph, ref) -> Path:
 
 @pytest.fixture(scope="module")
 def pool():
-    with Workers() as workers:
-        yield workers
+    """The session's shared framework workers (conversions keep no state in a worker)."""
+    return check_workers()
 
 
 def run(graph, pool, src_fw: str, src: Path, dst_fw: str, dst: Path):

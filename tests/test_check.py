@@ -17,10 +17,11 @@ SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml")
 ASYMM = ["specs/asymmnet_large.yaml", "specs/asymmnet_small.yaml"]
 # checked here in CI: the families no family test checks across the frameworks
 # (test_efficientnet, test_convnext, test_mobilenet, test_shufflenet, test_regnet, test_vit,
-# test_swin and the seeds' tests check theirs), without the deeper variants of the same
-# blocks (ResNet-101, -152, ResNeXt-101: 3 more minutes); every bundled spec is checked
-# nightly
-CI_CHECKED = ("asymmnet_large", "asymmnet_small", "resnet18", "resnet34", "resnet50", "resnext50")
+# test_swin and the seeds' tests check theirs), without the other variants of the same
+# blocks (ResNet-34: ResNet-18's module with more blocks; ResNet-50: ResNeXt-50's module with
+# one group of 64, as the seed ResNet-50 of test_seed_ms_resnet50 checks too; ResNet-101,
+# -152, ResNeXt-101: minutes more); every bundled spec is checked nightly
+CI_CHECKED = ("asymmnet_large", "asymmnet_small", "resnet18", "resnext50")
 UNCHECKED = [f"specs/{name}.yaml" for name in CI_CHECKED]
 # parameters a spec needs at 48x48: the seed ResNeXt's head pools a fixed 7x7 window; a Swin
 # pads and masks its windows for image_size
@@ -51,13 +52,14 @@ def check_json(*args: str, env: dict | None = None) -> dict:
     return data
 
 
+# one narrower multiplier in CI (the same rounding to multiples of 8 at other widths nightly)
 @pytest.mark.parametrize(
     "sets",
     [
         [],
-        ["--set", "multiplier=0.75"],
+        pytest.param(["--set", "multiplier=0.75"], marks=pytest.mark.nightly),
         ["--set", "multiplier=0.5"],
-        ["--set", "multiplier=0.35"],
+        pytest.param(["--set", "multiplier=0.35"], marks=pytest.mark.nightly),
         ["--set", "asymmrate=0"],
         ["--set", "asymmrate=2"],
     ],
@@ -66,9 +68,32 @@ def check_json(*args: str, env: dict | None = None) -> dict:
 def test_check_passes_for_bundled_specs(sets):
     # 48x48 keeps MindSpore fast and still leaves the last BN 2x2 values per sample: at 1x1,
     # train-mode BN over a batch of 2 normalises two numbers and is ill-conditioned
-    specs = UNCHECKED if not sets else ASYMM
-    data = check_json(*specs, *sets, "--input", "3x48x48")
+    if not sets:  # the command itself, its JSON and exit status
+        data = check_json(*UNCHECKED, "--input", "3x48x48")
+    else:  # the AsymmNet parameters: the same check on the session's shared workers
+        data = check_in_process(ASYMM, sets, "3x48x48")
     assert_agree(data)
+
+
+def check_in_process(specs: list[str], sets: list[str], input_: str) -> dict:
+    """What `archspec check SPECS --set ... --input ... --json` prints, computed as the
+    command does (its --set and --input parsers, check_spec, the report's JSON) but on the
+    session's shared framework workers instead of three fresh ones per run."""
+    from conftest import check_workers
+
+    from archspec.backend import available
+    from archspec.check import TOLERANCE, check_spec
+    from archspec.cli import parse_input, parse_set
+
+    overrides, shape = parse_set(tuple(sets[1::2])), parse_input(input_)
+    backends = list(available().values())
+    reports = [check_spec(ROOT / s, backends, check_workers(), overrides, shape, 2) for s in specs]
+    data = {
+        "tolerance": TOLERANCE,
+        "ok": all(r.ok for r in reports),
+        "specs": [r.to_json() for r in reports],
+    }
+    return json.loads(json.dumps(data))  # the command's JSON, as check_json reads it
 
 
 def test_check_covers_every_family():
@@ -209,12 +234,23 @@ def test_round_trip_is_bit_identical(tmp_path, stem, cls):
         ("mindspore", tmp_path / "b.ckpt"),
         ("torch", tmp_path / "end.pt"),
     ]
+    # `archspec convert` itself (its messages, exit status) is tested below and in
+    # test_attack_checkpoints; here its conversion runs on the session's shared workers
+    from conftest import check_workers
+
+    from archspec.backend import available
+    from archspec.compiler import compile_spec
+    from archspec.convert import convert
+
+    graph, backends = compile_spec(ROOT / spec), available()
+    counts = set()
     for (src_fw, src), (dst_fw, dst) in itertools.pairwise(chain):
-        proc = archspec("convert", spec, "--from", src_fw, str(src), "--to", dst_fw, str(dst))
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.startswith(f"wrote {dst}: ")
+        result = convert(graph, backends[src_fw], src, backends[dst_fw], dst, check_workers())
+        assert result.notes == [] and dst.is_file(), (src, dst, result.notes)
+        counts.add(result.count)
     count = python(COMPARE_TORCH.format(a=str(start), b=str(tmp_path / "end.pt")))
     assert int(count) > 0
+    assert len(counts) == 1 and counts.pop() > 0  # every hop moves the same tensors
 
 
 def test_torchvision_layout_resnet50_becomes_a_mindspore_checkpoint(tmp_path):

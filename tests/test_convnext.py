@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import by_path, check_workers
-from test_mobilenet import import_torchvision
+from conftest import by_path, check_workers, convert_on_shared_workers
+from test_mobilenet import import_torchvision, on_meta
 
 from archspec.analysis import summarize
 from archspec.backend import available
@@ -73,7 +73,7 @@ def test_summary_matches_networks_md(spec):
 
 @pytest.mark.parametrize("spec", FIGURES)
 def test_summary_matches_torchvision(spec):
-    model = reference(spec)
+    model = on_meta(reference, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta = import_torchvision().models.get_model_weights(spec).DEFAULT.meta
     s = summary(spec)
@@ -88,7 +88,7 @@ def test_canonical_tensor_names_are_torchvisions_in_order(spec):
     state dict's, for every framework's checkpoint conversion."""
     graph = compile_spec(SPECS / f"{spec}.yaml")
     names = [m.canonical for m in tensor_maps(graph, available()["torch"])]
-    assert names == list(reference(spec).state_dict())
+    assert names == list(on_meta(reference, spec).state_dict())
     assert names[names.index("features.1.0.layer_scale") + 1] == "features.1.0.block.0.weight"
 
 
@@ -99,7 +99,7 @@ def test_stochastic_depth_and_layer_scale_follow_torchvision(spec):
     probs = [n.attrs["p"] for n in graph.nodes if n.op == "stochastic_depth"]
     theirs = [
         m.p
-        for m in reference(spec).modules()
+        for m in on_meta(reference, spec).modules()
         if type(m).__name__ == "StochasticDepth"  # torchvision.ops.StochasticDepth
     ]
     assert probs == theirs
@@ -221,13 +221,9 @@ def test_torchvision_checkpoint_converted_runs_in_each_framework(tmp_path, backe
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "expected.npy", expected)
     out = tmp_path / f"converted.{suffix}"
-    spec = str(SPECS / "convnext_tiny.yaml")
-    args = ["convert", spec, "--from", "torch", str(tmp_path / "tv.pt"), "--to", backend, str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "archspec.cli", *args], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "182 tensors" in proc.stdout + proc.stderr
+    spec = SPECS / "convnext_tiny.yaml"
+    result = convert_on_shared_workers(spec, {}, "torch", tmp_path / "tv.pt", backend, out)
+    assert (result.count, result.notes) == (182, [])
     module = ROOT / "generated" / backend / "convnext_tiny.py"
     code = RUN.format(load=LOAD[backend])
     files = [str(module), str(out), str(tmp_path / "x.npy"), str(tmp_path / "expected.npy")]

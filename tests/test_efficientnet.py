@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import check_workers
-from test_mobilenet import import_torchvision
+from test_mobilenet import import_torchvision, on_meta
 
 from archspec.analysis import summarize
 from archspec.backend import available
@@ -69,7 +69,7 @@ def test_summary_matches_networks_md(spec):
 
 @pytest.mark.parametrize("spec", VARIANTS)
 def test_summary_matches_torchvision(spec):
-    model = reference(spec)
+    model = on_meta(reference, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     bn_stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("_mean", "_var")))
     meta = import_torchvision().models.get_model_weights(spec).DEFAULT.meta
@@ -99,11 +99,28 @@ def _perturb(model) -> None:
                 module.bias.normal_(0.0, 0.1)
 
 
+@pytest.mark.parametrize("spec", VARIANTS)
+def test_state_dict_keys_are_torchvisions_in_order(spec):
+    """Every variant's generated module, key for key (on the meta device: no weights)."""
+    theirs = list(on_meta(reference, spec).state_dict())
+    assert list(on_meta(generated, spec).state_dict()) == theirs
+    if spec in FIGURES:
+        assert len(theirs) == FIGURES[spec][3]
+
+
 # B0 also at its own resolution; the larger ones at 64 x 64 only, to keep the suite quick
 SIZES = {spec: (64,) for spec in VARIANTS} | {"efficientnet_b0": (224, 64)}
+# CI compares the three kinds of generated module: B0 (MBConv, BN eps 1e-5), B5 (other width
+# and depth multipliers, BN eps 1e-3 and momentum 0.01, as B6 and B7) and V2-S (fused
+# MBConv); B1-B4, B6 and B7 differ from those only in their multipliers (their counts and
+# keys in order are compared above): nightly
+IN_CI = ("efficientnet_b0", "efficientnet_b5", "efficientnet_v2_s")
+ALL_IN_CI_OR_NIGHTLY = [
+    spec if spec in IN_CI else pytest.param(spec, marks=pytest.mark.nightly) for spec in VARIANTS
+]
 
 
-@pytest.mark.parametrize("spec", VARIANTS)
+@pytest.mark.parametrize("spec", ALL_IN_CI_OR_NIGHTLY)
 def test_generated_module_loads_torchvision_weights(spec):
     import torch
 
@@ -148,7 +165,7 @@ def _depths(model) -> dict[str, tuple[float, str]]:
 
 @pytest.mark.parametrize("spec", ["efficientnet_b0", "efficientnet_b7", "efficientnet_v2_s"])
 def test_stochastic_depth_grows_with_the_block_index_as_torchvisions(spec):
-    theirs, ours = reference(spec), generated(spec)
+    theirs, ours = on_meta(reference, spec), on_meta(generated, spec)
     mine = _depths(ours)
     # torchvision keeps the layer in every block but applies it only on a residual;
     # the spec builds it only there

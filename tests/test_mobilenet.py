@@ -53,6 +53,16 @@ def import_torchvision():
     return torchvision
 
 
+def on_meta(build, *args, **kwargs):
+    """`build(*args, **kwargs)` on PyTorch's meta device: the same modules, parameter and
+    buffer shapes and attributes, without allocating or initialising any weight (seconds for
+    the larger networks). For the tests that only count, name or inspect modules."""
+    import torch
+
+    with torch.device("meta"):
+        return build(*args, **kwargs)
+
+
 def reference(spec: str):
     """torchvision's model, randomly initialised (no download)."""
     return getattr(import_torchvision().models, spec)()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import check_workers
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
@@ -127,8 +128,8 @@ def made(tmp_path_factory, spec, graph, ref) -> Path:
 
 @pytest.fixture(scope="module")
 def pool():
-    with Workers() as workers:
-        yield workers
+    """The session's shared framework workers (conversions keep no state in a worker)."""
+    return check_workers()
 
 
 def run(graph, pool, src_fw: str, src: Path, dst_fw: str, dst: Path):

@@ -113,6 +113,21 @@ def _perturb(model) -> None:
 
 
 @pytest.mark.parametrize("spec", SPEC_NAMES)
+def test_state_dict_keys_are_torchvisions_in_order(spec):
+    assert list(generated(spec).state_dict()) == list(reference(spec).state_dict())
+
+
+# x1_5 and x2_0: x1_0's generated code with other widths (test_variants_change_only_the_widths;
+# their counts and keys in order are compared above): their outputs nightly
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "shufflenet_v2_x0_5",
+        "shufflenet_v2_x1_0",
+        pytest.param("shufflenet_v2_x1_5", marks=pytest.mark.nightly),
+        pytest.param("shufflenet_v2_x2_0", marks=pytest.mark.nightly),
+    ],
+)
 def test_generated_module_loads_torchvision_weights(spec):
     import torch
 

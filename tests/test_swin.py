@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import HEAD, by_path, check_workers
-from test_mobilenet import import_torchvision
+from conftest import HEAD, by_path, check_workers, convert_on_shared_workers
+from test_mobilenet import import_torchvision, on_meta
 
 from archspec.analysis import summarize
 from archspec.backend import available
@@ -55,7 +55,7 @@ def canonical(spec: str, **overrides) -> list[str]:
 def test_summary_matches_torchvision(spec):
     """Trainable parameters and torchvision's published GFLOPS (meta["_ops"]): linear
     layers, the patch embedding and attention's two matrix products."""
-    model = reference(spec)
+    model = on_meta(reference, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta = import_torchvision().models.get_model_weights(spec).DEFAULT.meta
     s = summarize(compile_spec(SPECS / f"{spec}.yaml"))
@@ -78,7 +78,8 @@ def test_attention_products_are_counted():
 def test_tensor_names_are_torchvisions(spec):
     """Every state-dict key in torchvision's order, PatchMerging's included: its `norm` runs
     before `reduction` and is registered after it (the block's `order`)."""
-    theirs, ours = list(reference(spec).state_dict()), list(generated(spec).state_dict())
+    theirs = list(on_meta(reference, spec).state_dict())
+    ours = list(on_meta(generated, spec).state_dict())
     assert ours == theirs
     assert sorted(canonical(spec)) == sorted(theirs)
     first = theirs.index("features.1.0.attn.relative_position_bias_table")
@@ -92,7 +93,7 @@ def test_tensor_names_are_torchvisions(spec):
 
 def test_stochastic_depth_and_shifts_follow_torchvision():
     graph = compile_spec(SPECS / "swin_t.yaml")
-    model = reference("swin_t")
+    model = on_meta(reference, "swin_t")
     probs = [n.attrs["p"] for n in graph.nodes if n.op == "stochastic_depth"][::2]
     theirs = [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"]
     assert probs == pytest.approx(theirs) and probs[-1] == pytest.approx(0.2)
@@ -265,14 +266,10 @@ def test_torchvision_checkpoint_converted_runs_in_each_framework(tmp_path, backe
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "expected.npy", expected)
     out = tmp_path / f"converted.{suffix}"
-    spec = str(SPECS / "swin_t.yaml")
-    args = ["convert", spec, "--from", "torch", str(tmp_path / "tv.pt"), "--to", backend, str(out)]
-    args += ["--set", "embed_dim=24"]  # the tensors do not depend on the image size
-    proc = subprocess.run(
-        [sys.executable, "-m", "archspec.cli", *args], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "185 tensors" in proc.stdout + proc.stderr
+    spec, src = SPECS / "swin_t.yaml", tmp_path / "tv.pt"
+    sets = {"embed_dim": 24}  # the tensors do not depend on the image size
+    result = convert_on_shared_workers(spec, sets, "torch", src, backend, out)
+    assert (result.count, result.notes) == (185, [])
     module = ROOT / "generated" / backend / "swin_t.py"
     code = RUN.format(load=LOAD[backend])
     files = [str(module), str(out), str(tmp_path / "x.npy"), str(tmp_path / "expected.npy")]

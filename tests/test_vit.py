@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import check_workers
-from test_mobilenet import import_torchvision
+from conftest import check_workers, convert_on_shared_workers
+from test_mobilenet import import_torchvision, on_meta
 
 from archspec.analysis import summarize
 from archspec.backend import available
@@ -89,7 +89,7 @@ def test_attention_macs_are_the_products_and_projections():
 
 
 def test_vit_b_16_counts_equal_the_built_model():
-    model = reference("vit_b_16")
+    model = on_meta(reference, "vit_b_16")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert summarize(compile_spec(SPECS / "vit_b_16.yaml")).trainable == trainable
 
@@ -97,7 +97,8 @@ def test_vit_b_16_counts_equal_the_built_model():
 @pytest.mark.parametrize("spec", ["vit_b_16", "vit_b_32"])
 def test_keys_are_torchvision_keys_in_order(spec):
     size = 64 if spec.endswith("32") else 32
-    theirs = {k: tuple(v.shape) for k, v in reference(spec, image_size=size).state_dict().items()}
+    theirs = on_meta(reference, spec, image_size=size).state_dict()
+    theirs = {k: tuple(v.shape) for k, v in theirs.items()}
     graph = compile_spec(SPECS / f"{spec}.yaml", {"image_size": size}, (3, size, size))
     ours = {t.native: t.shape for t in tensor_maps(graph, available()["torch"])}
     assert list(ours) == list(theirs)
@@ -244,15 +245,9 @@ def test_torchvision_checkpoint_converted_runs_in_each_framework(tmp_path, backe
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "expected.npy", expected)
     out = tmp_path / f"converted.{suffix}"
-    spec = str(SPECS / "vit_b_16.yaml")
-    sets = [f"--set={k}={v}" for k, v in SMALL.items()]
-    args = ["convert", spec, *sets, "--from", "torch", str(tmp_path / "tv.pt")]
-    args += ["--to", backend, str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "archspec.cli", *args], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "32 tensors" in proc.stdout + proc.stderr  # 3 + 2 x 12 + 2 + 2 + class, pos
+    spec, src = SPECS / "vit_b_16.yaml", tmp_path / "tv.pt"
+    result = convert_on_shared_workers(spec, SMALL, "torch", src, backend, out)
+    assert (result.count, result.notes) == (32, [])  # 3 + 2 x 12 + 2 + 2 + class, pos
     module = GENERATED / backend / "vit_b_16.py"
     code = RUN.format(load=LOAD[backend])
     files = [str(module), str(out), str(tmp_path / "x.npy"), str(tmp_path / "expected.npy")]
