@@ -9,10 +9,10 @@ generated network and the framework's own hand-written one (torchvision, paddle.
 mindcv), gives them the same input, warms both up, then times them interleaved, round by
 round (eval forward, then one training step: forward, backward, SGD update), so machine
 noise falls on both alike. It prints the median time of each and their ratio (generated /
-hand-written: 1.00 is parity, below is faster). Peak memory is measured apart, one fresh
-process per model and mode: the largest resident set sampled while one step runs, less
-the resident set before it, after two warm-up steps (the weights, the optimizer's state
-and the allocator's caches exist before it, so it is the step's own memory).
+hand-written: 1.00 is parity, below is faster); the order of the two alternates every
+round. Peak memory is measured apart, one fresh process per model and mode: the peak
+resident set over three steps less the resident set once the model is built (activations,
+gradients and optimizer state; not the weights). `--memory-only` skips the timing.
 """
 
 from __future__ import annotations
@@ -189,9 +189,11 @@ def time_worker(framework: str, spec: str, rounds: int, target: str, batch: int,
             for _ in range(WARMUP[framework]):
                 step()
     times = {(w, m): [] for w in steps for m in ("eval", "train")}
+    order = list(steps)
     for _ in range(rounds):
+        order.reverse()  # neither model always runs first (caches, clocks)
         for mode, index in (("eval", 0), ("train", 1)):
-            for which in steps:
+            for which in order:
                 t0 = time.perf_counter()
                 steps[which][index]()
                 times[which, mode].append(time.perf_counter() - t0)
@@ -201,31 +203,19 @@ def time_worker(framework: str, spec: str, rounds: int, target: str, batch: int,
 def memory_worker(
     framework: str, spec: str, which: str, mode: str, target: str, batch: int, size: int
 ) -> dict:
-    """The step's own peak memory, in a fresh process: after two warm-up steps (weights,
-    optimizer state and the allocator's caches exist), the largest resident set sampled
-    every 0.2 ms while one step runs, less the resident set just before it."""
-    import threading
+    """Peak memory of three steps in a fresh process: the process's peak resident set
+    (ru_maxrss, which no allocator's caching hides) less its resident set once the model
+    is built, so it counts activations, gradients and optimizer state, not the weights."""
+    import resource
 
     fw, net = build(framework, spec, which, target)
     infer, train = fw.prepare(net, batch, size)
     step = infer if mode == "eval" else train
-    for _ in range(2):
-        step()
     before = _resident()
-    peak = [before]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _resident())
-            time.sleep(0.0002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    step()
-    done.set()
-    sampler.join()
-    return {"peak_mb": (max(peak[0], _resident()) - before) / 2**20, "rss_mb": before / 2**20}
+    for _ in range(3):
+        step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"peak_mb": (peak - before) / 2**20, "rss_mb": before / 2**20}
 
 
 def _resident() -> int:
@@ -267,6 +257,7 @@ def main() -> None:
     parser.add_argument("--specs", default="resnet50,resnext50")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--target", default="", help="a folder of generated modules to use")
     parser.add_argument("--input", help="BATCHxSIZE for every framework (default: per framework)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -289,11 +280,14 @@ def main() -> None:
         for spec in args.specs.split(","):
             batch, size = map(int, args.input.split("x")) if args.input else SETTINGS[framework]
             shape = (str(batch), str(size))
-            t = run_worker("time", framework, spec, str(args.rounds), target, *shape)
             line = f"{label:13} {spec:11} {batch:>5} x {size:<5}"
-            for mode in ("eval", "train"):
-                gen, ref = t[f"generated:{mode}"], t[f"reference:{mode}"]
-                line += f"  {gen * 1e3:8.1f} / {ref * 1e3:8.1f}  {gen / ref:6.3f}"
+            if args.memory_only:
+                line += " " * 66
+            else:
+                t = run_worker("time", framework, spec, str(args.rounds), target, *shape)
+                for mode in ("eval", "train"):
+                    gen, ref = t[f"generated:{mode}"], t[f"reference:{mode}"]
+                    line += f"  {gen * 1e3:8.1f} / {ref * 1e3:8.1f}  {gen / ref:6.3f}"
             if not args.no_memory:
                 for mode in ("eval", "train"):
                     gen, ref = (
