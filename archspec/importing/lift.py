@@ -168,7 +168,7 @@ def _module(m) -> tuple[str, dict[str, Any]]:
         return _SIMPLE[kind], {}
     handler = _MODULES.get(kind.__name__) if kind.__module__.startswith("torch.nn") else None
     if handler is None or not isinstance(m, nn.Module):
-        raise Unsupported(f"no archspec primitive for module `{kind.__module__}.{kind.__name__}`")
+        raise Unsupported("no archspec primitive for this module")
     return handler(m)
 
 
