@@ -73,6 +73,16 @@ class Net(nn.Module):
         return self.head(x)
 
 
+class MeanHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
 class Unsupported(nn.Module):
     def __init__(self):
         super().__init__()
@@ -144,6 +154,13 @@ def test_a_custom_model_round_trips_with_its_blocks_and_repeats(models):
         == proof.trainable[1]
         == sum(p.numel() for p in imported.model.parameters())
     )
+
+
+def test_a_spatial_mean_is_a_global_pool_and_a_flatten(models):
+    imported = import_model(f"{models}:MeanHead", (), (3, 8, 8))
+    nodes = yaml.safe_load(imported.text)["nodes"]
+    assert [n["op"] for n in nodes] == ["conv2d", "global_avg_pool", "flatten", "linear"]
+    assert prove(imported.text, imported.model, (3, 8, 8)).ok
 
 
 def test_unsupported_ops_are_reported_together_and_located(models):

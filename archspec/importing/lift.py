@@ -55,7 +55,7 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
         if node.op in ("placeholder", "output") or node in checks:
             continue
         try:
-            lifted.append(_lift_node(node, modules))
+            lifted += _lift_node(node, modules)
         except Unsupported as exc:
             problems.append(_problem(node, captured.target, str(exc), modules))
     result = output.args[0]
@@ -94,10 +94,15 @@ def _without_defaults(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _lift_node(node, modules: dict[str, Any]) -> Lifted:
+def _lift_node(node, modules: dict[str, Any]) -> list[Lifted]:
+    """One call as primitives: usually one; a spatial mean that drops its axes is a
+    global pool and a flatten (the flatten keeps the call's name: its readers read it)."""
     item = _lift_call(node, modules)
     item.attrs = _without_defaults(item.op, item.attrs)
-    return item
+    if item.op != "global_avg_pool" or not item.attrs.pop("drop_axes", False):
+        return [item]
+    pool = Lifted(f"{item.name}_pool", item.op, {}, item.inputs, item.scopes)
+    return [pool, Lifted(item.name, "flatten", {}, [pool.name], item.scopes)]
 
 
 def _lift_call(node, modules: dict[str, Any]) -> Lifted:
@@ -369,6 +374,12 @@ def _method(node) -> tuple[str, dict[str, Any], list[str]]:
         return "add", {}, _tensor_args(node)
     if name in ("mul", "mul_") and _two_tensors(node):
         return "multiply", {}, _tensor_args(node)
+    if name == "mean":
+        dims = _arg(node, 1, "dim", None)
+        if sorted(_as_list(dims)) not in ([2, 3], [-2, -1]):
+            raise Unsupported("a mean over other axes than the spatial ones")
+        keep = _arg(node, 2, "keepdim", False)
+        return "global_avg_pool", {} if keep else {"drop_axes": True}, _tensor_args(node, 1)
     if name == "flatten":
         start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
         return "flatten", {"start": _axis(start), "end": _axis(end)}, _tensor_args(node, 1)
@@ -378,6 +389,10 @@ def _method(node) -> tuple[str, dict[str, Any], list[str]]:
             raise Unsupported("a permutation that moves the batch axis")
         return "permute", {"dims": [d - 1 for d in dims[1:]]}, _tensor_args(node, 1)
     raise Unsupported("no archspec primitive for this tensor method")
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _two_tensors(node) -> bool:
