@@ -40,15 +40,6 @@ class Scope:
         return found
 
 
-@dataclass
-class Structure:
-    """The recovered spec, as plain data, and what could not be expressed."""
-
-    blocks: dict[str, dict[str, Any]]
-    nodes: list[dict[str, Any]]
-    problems: list[Diagnostic]
-
-
 def scope_tree(model, lifted: list[Lifted], problems: list[Diagnostic], target: str) -> Scope:
     """Nest the primitives in the scopes of the modules that called them."""
     modules = dict(model.named_modules())
