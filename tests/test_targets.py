@@ -64,9 +64,11 @@ print(worst)
 """
 
 
-def test_im2col_convolution_equals_mindspores_own(tmp_path):
-    script = tmp_path / "equivalence.py"  # GRAPH_MODE parses source: a file, not `-c`
-    script.write_text(EQUIVALENCE)
+def run_layers_script(folder: Path, text: str) -> str:
+    """The last line a script printed that imports MindSpore's layers.py, run as a file
+    (GRAPH_MODE parses source: a file, not `-c`) in a process of its own."""
+    script = folder / "script.py"
+    script.write_text(text)
     proc = subprocess.run(
         [sys.executable, str(script), str(ROOT / "backends" / "mindspore")],
         capture_output=True,
@@ -74,7 +76,11 @@ def test_im2col_convolution_equals_mindspores_own(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    worst = eval(proc.stdout.strip().splitlines()[-1])  # a dict of floats this test printed
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_im2col_convolution_equals_mindspores_own(tmp_path):
+    worst = eval(run_layers_script(tmp_path, EQUIVALENCE))  # a dict of floats this test printed
     assert worst["out"] < 2e-6 and worst["grad_input"] < 2e-6, worst
     assert worst["grad_weights"] < 1e-5, worst
 
@@ -117,16 +123,7 @@ print("equal")
 
 
 def test_padded_max_pool_equals_mindspores_own(tmp_path):
-    script = tmp_path / "pools.py"  # GRAPH_MODE parses source: a file, not `-c`
-    script.write_text(POOLS)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(ROOT / "backends" / "mindspore")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "equal"
+    assert run_layers_script(tmp_path, POOLS) == "equal"
 
 
 def test_target_replaces_only_its_ops_and_keeps_the_tensors():

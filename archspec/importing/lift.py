@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from archspec.errors import Diagnostic, Pos
@@ -169,8 +170,8 @@ def _module(m) -> tuple[str, dict[str, Any]]:
     from torch import nn
 
     kind = type(m)
-    if kind in _SIMPLE:
-        return _SIMPLE[kind], {}
+    if kind in _simple():
+        return _simple()[kind], {}
     handler = _MODULES.get(kind.__name__) if kind.__module__.startswith("torch.nn") else None
     if handler is None or not isinstance(m, nn.Module):
         raise Unsupported("no archspec primitive for this module")
@@ -279,6 +280,7 @@ _MODULES = {
 }
 
 
+@cache  # torch is imported by `archspec import` only: the table is built on first use
 def _simple() -> dict[type, str]:
     from torch import nn
 
@@ -292,28 +294,6 @@ def _simple() -> dict[type, str]:
         nn.Tanh: "tanh",
         nn.Identity: "identity",
     }
-
-
-class _Lazy(dict):
-    """A table filled on first use (torch is imported by `archspec import` only)."""
-
-    def __init__(self, fill):
-        super().__init__()
-        self.fill = fill
-
-    def _filled(self):
-        if not dict.__len__(self):
-            self.update(self.fill())
-        return self
-
-    def __contains__(self, key):
-        return dict.__contains__(self._filled(), key)
-
-    def __getitem__(self, key):
-        return dict.__getitem__(self._filled(), key)
-
-
-_SIMPLE = _Lazy(_simple)
 
 
 # -- functions and tensor methods -------------------------------------------------------------
