@@ -15,7 +15,7 @@ import re
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,18 @@ def write_all(outputs: list[Output], force: bool, out: Path) -> list[Path]:
     return [o.path for o in changed]
 
 
+def write_file(path: Path, content: str | Callable[[str], None]) -> None:
+    """One file, complete or not at all: `content` (text, or a writer given a temporary
+    path) is staged next to `path` and renamed over it; on any failure or interrupt
+    nothing is left (see Transaction)."""
+    with Transaction() as txn:
+        if isinstance(content, str):
+            txn.stage(path, content)
+        else:
+            txn.stage_with(path, content)
+        txn.commit()
+
+
 def needs_writing(output: Output, out: Path, force: bool) -> bool:
     """Whether `output` must be written; refuse what may not be replaced."""
     path = output.path
@@ -213,12 +225,25 @@ class Transaction:
 
     def stage(self, path: Path, text: str) -> None:
         """Write `text` to an unpredictable, exclusively created file next to `path`."""
-        self.make_folder(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=STAGED, suffix=".tmp", dir=path.parent)
-        self.staged.append((tmp, path))
+        fd, tmp = self._temporary(path)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
+
+    def stage_with(self, path: Path, write: Callable[[str], None]) -> None:
+        """Like `stage`, the file's content written by `write(temporary path)` (a writer
+        that takes a file name, as safetensors' does)."""
+        fd, tmp = self._temporary(path)
+        os.close(fd)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+
+    def _temporary(self, path: Path) -> tuple[int, str]:
+        """An exclusively created file next to `path`, staged to replace it."""
+        self.make_folder(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=STAGED, suffix=".tmp", dir=path.parent)
+        self.staged.append((tmp, path))
+        return fd, tmp
 
     def make_folder(self, folder: Path) -> None:
         """Create `folder` and its missing parents, remembering them for a rollback."""

@@ -487,19 +487,10 @@ def import_(
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, renamed: never half a file."""
-    import os
-    import tempfile
+    """Write through a temporary file next to `path`, renamed: never half a file."""
+    from archspec.build import write_file
 
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, text)
 
 
 if __name__ == "__main__":

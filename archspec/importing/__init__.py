@@ -28,11 +28,11 @@ def import_model(target: str, args: tuple[str, ...], input_shape: tuple[int, ...
     from archspec.importing.blocks import BlockWriter
     from archspec.importing.capture import load_model, trace
     from archspec.importing.lift import lift
-    from archspec.importing.recover import Recoverer, scope_tree, wire
+    from archspec.importing.recover import Recoverer, base, scope_tree, wire
     from archspec.importing.write import network_spec, spec_text
 
     model, init_args = load_model(target, args)
-    captured = trace(model, init_args, target)
+    captured = trace(model, init_args, target, input_shape)
     lifted, x, output, problems = lift(captured)
     if problems:
         raise SpecError(problems)
@@ -40,7 +40,7 @@ def import_model(target: str, args: tuple[str, ...], input_shape: tuple[int, ...
     consumers: dict[str, list[str]] = {}
     for item in lifted:
         for value in item.inputs:
-            consumers.setdefault(value, []).append(item.name)
+            consumers.setdefault(base(value), []).append(item.name)
     wire(root, consumers, output)
     rec = Recoverer(init_args, target)
     rec.problems = problems
@@ -50,29 +50,20 @@ def import_model(target: str, args: tuple[str, ...], input_shape: tuple[int, ...
     nodes = writer.materialize(nodes)
     if rec.problems:
         raise SpecError(rec.problems)
-    spec = network_spec(type(model), input_shape, blocks, nodes, out)
+    spec = network_spec(type(model), input_shape, blocks, nodes, out, init_args.get(id(model)))
     return Imported(spec_text(spec, target), model, spec["name"])
 
 
 def save_weights(model: Any, path: str, spec_name: str) -> None:
     """The model's state dict as a .safetensors file with PyTorch's names, for `archspec
     convert --from torch` (written through a temporary file: never half a file)."""
-    import os
-    import tempfile
     from pathlib import Path
 
     from archspec.backend import available
+    from archspec.build import write_file
     from archspec.checkpoint import write_safetensors
     from archspec.convert import safetensors_format
 
     arrays = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     metadata = {"format": safetensors_format(available()["torch"]), "archspec_spec": spec_name}
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write_safetensors(tmp, arrays, metadata)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(Path(path), lambda tmp: write_safetensors(tmp, arrays, metadata))

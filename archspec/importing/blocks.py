@@ -5,14 +5,19 @@ instances is kept under a flag (absent, a node hands on its input, so `inputs` t
 it read what it would have read); an attribute equal in every instance is written as it
 is, one that differs becomes a parameter, named after the constructor argument whose
 values it follows (`planes`, or `planes * 4`) or else after the node (`conv2_stride`).
+A parameter the importer had to name itself (after a node, or an invented `has_` flag) is
+written with a comment saying so.
 """
 
 from __future__ import annotations
 
+import keyword
 from typing import Any
 
 from archspec.errors import Diagnostic, Pos
 from archspec.importing.recover import INSTANCE, Recoverer, Scope
+from archspec.importing.write import NOTES
+from archspec.spec import SHADOWING
 
 
 class BlockWriter:
@@ -44,20 +49,47 @@ class BlockWriter:
                 self.block(self.block_of[id(scope)])
             args = self.call_args.get(id(scope), {})
             value = {k: v for k, v in value.items() if k != INSTANCE}
+            value["block"] = self.block_of[id(scope)]
             return value | ({"args": args} if args else {})
         return {k: self.materialize(v) for k, v in value.items()}
 
     def block(self, name: str) -> None:
-        """Write one block from its instances, and the arguments of each instance's call."""
+        """Write one block from a class's instances, and each instance's call arguments;
+        instances built differently (a branch only some have in forward, a Sequential of
+        another length) make one block per way they are built: `Name`, `Name_2`, ..."""
         if name in self.blocks:
             return
         self.blocks[name] = {}  # a class inside itself would recurse: it cannot, but be safe
         instances = self.rec.instances[name]
+        if self.write(name, instances, report=False):
+            return
+        groups: dict[str, list] = {}
+        for instance in instances:
+            groups.setdefault(_signature(instance[1][0]), []).append(instance)
+        for k, group in enumerate(groups.values()):
+            variant = name if k == 0 else self.variant_name(name)
+            for scope, _ in group:
+                self.block_of[id(scope)] = variant
+            self.blocks[variant] = {}
+            self.write(variant, group, report=True)
+
+    def variant_name(self, name: str) -> str:
+        """`Name_2`, `Name_3`, ...: the first not taken by a block or a class."""
+        taken = set(self.blocks) | set(self.rec.instances)
+        k = 2
+        while f"{name}_{k}" in taken:
+            k += 1
+        return f"{name}_{k}"
+
+    def write(self, name: str, instances: list, report: bool) -> bool:
+        """One block over `instances`; False (and a problem if `report`) if it cannot be."""
         template_scope, (template, output) = max(instances, key=lambda i: len(i[1][0]))
         order = [n["name"] for n in template]
         kept: list[tuple[Scope, dict[str, dict]]] = []
         for scope, (nodes, out) in instances:
             if not _subsequence([n["name"] for n in nodes], order) or out != output:
+                if not report:
+                    return False
                 self.problem(scope, f"its structure differs from `{template_scope.path}`'s")
                 continue
             kept.append((scope, {n["name"]: self.materialize(n) for n in nodes}))
@@ -65,19 +97,28 @@ class BlockWriter:
         try:
             nodes = [self.merged(node, [found for _, found in kept]) for node in template]
         except Mismatch as exc:
-            self.problem(template_scope, f"{exc}: one block per class cannot hold them")
-            return
-        spec: dict[str, Any] = {}
-        if doc := _doc(template_scope.cls):
-            spec["doc"] = doc
-        if self.unifier.params:
-            spec["params"] = self.unifier.params
-        if output:
-            spec["output"] = output
-        spec["nodes"] = nodes
+            if report:
+                self.problem(template_scope, f"{exc}: one block per class cannot hold them")
+            return False
+        spec = self.spec(template_scope.cls, output, nodes)
         self.blocks[name] = spec
         for (scope, _), values in zip(kept, self.unifier.args, strict=True):
             self.call_args[id(scope)] = values
+        return True
+
+    def spec(self, cls: type, output: str | None, nodes: list[dict]) -> dict[str, Any]:
+        """The block's mapping: doc, params (with the importer's notes), output, nodes."""
+        spec: dict[str, Any] = {}
+        if doc := _doc(cls):
+            spec["doc"] = doc
+        if self.unifier.params:
+            spec["params"] = self.unifier.params
+        if self.unifier.notes:
+            spec[NOTES] = self.unifier.notes
+        if output:
+            spec["output"] = output
+        spec["nodes"] = nodes
+        return spec
 
     def merged(self, node: dict, instances: list[dict[str, dict]]) -> dict:
         """One template node over every instance: literals, parameters and its flag."""
@@ -110,10 +151,17 @@ class _Unifier:
 
     def __init__(self, init_args: dict[int, dict[str, Any]], modules: list, nodes: set[str]):
         # constructor arguments named like a node cannot be parameters: one name, two things
+        # a reserved name (`out_channels`, a builtin) takes a trailing `_`, as in Python
         self.inits = [
-            {k: v for k, v in init_args.get(id(m), {}).items() if k not in nodes} for m in modules
+            {
+                (f"{k}_" if k in SHADOWING or keyword.iskeyword(k) else k): v
+                for k, v in init_args.get(id(m), {}).items()
+                if k not in nodes
+            }
+            for m in modules
         ]
         self.params: dict[str, str] = {}
+        self.notes: dict[str, str] = {}  # parameter -> why the importer named it so
         self.args: list[dict[str, Any]] = [{} for _ in modules]
 
     def unify(self, where: str, values: list):
@@ -136,6 +184,7 @@ class _Unifier:
         expr, name, column = self.match(values)
         if name is None:  # absent instances take any value: the first present one's
             expr, name, column = where, where, [v if v is not None else first for v in values]
+            self.notes[name] = "differs between instances; no constructor argument matches"
         self.params.setdefault(name, _type(column[0]))
         for instance, value in zip(self.args, column, strict=True):
             instance[name] = value
@@ -167,12 +216,29 @@ class _Unifier:
                 for a in self.inits[0]
                 if [i.get(a) is not None and i.get(a) is not False for i in self.inits] == present
             ),
-            f"has_{node}",
+            None,
         )
+        if name is None:
+            name = f"has_{node}"
+            self.notes[name] = f"invented: only some instances have `{node}`"
         self.params[name] = "bool"
         for instance, p in zip(self.args, present, strict=True):
             instance[name] = p
         return name
+
+
+def _signature(nodes: list[dict]) -> str:
+    """How a node list is built, its values left out: names, ops, blocks, sequences."""
+
+    def shape(node):
+        if isinstance(node, list):
+            return [shape(n) for n in node]
+        if not isinstance(node, dict):
+            return None
+        kept = ("name", "op", "block", "key", "repeat", "inputs", "when")
+        return {k: (shape(v) if k == "seq" else v) for k, v in node.items() if k in (*kept, "seq")}
+
+    return repr(shape([{k: v for k, v in n.items() if k != INSTANCE} for n in nodes]))
 
 
 def _subsequence(names: list[str], order: list[str]) -> bool:
@@ -213,6 +279,8 @@ def _alike(values: list) -> bool:
 
 
 def _at(value, key):
+    if isinstance(value, dict):
+        return value.get(key)
     return None if value is None else value[key]
 
 

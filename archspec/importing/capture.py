@@ -56,14 +56,22 @@ def load_model(target: str, args: tuple[str, ...]) -> tuple[Any, dict[int, dict[
     return model.eval(), init_args
 
 
-def trace(model: Any, init_args: dict[int, dict[str, Any]], target: str) -> Captured:
-    """The model's fx graph; a branch on a traced value is a located error."""
-    from torch import fx
+def trace(
+    model: Any, init_args: dict[int, dict[str, Any]], target: str, input_shape: tuple[int, ...]
+) -> Captured:
+    """The model's fx graph, traced beside a real run on an input of `input_shape`: every
+    node knows its value (`node.meta["value"]`), and shapes read in forward (`x.shape`,
+    `x.size(1)`) are the run's numbers, so shape arithmetic never enters the graph. A
+    branch on a tensor's value is a located error."""
+    import torch
 
-    tracer = fx.Tracer()
+    from archspec.importing.tracer import ConcreteTracer
+
+    tracer = ConcreteTracer(torch.randn(2, *input_shape))
     tracer.record_stack_traces = True
     try:
-        graph = tracer.trace(model)
+        with torch.no_grad():
+            graph = tracer.trace(model)
     except Exception as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "control flow" in message or "iterate" in message:

@@ -15,6 +15,16 @@ from functools import cache
 from typing import Any
 
 from archspec.errors import Diagnostic, Pos
+from archspec.importing.calls import (
+    THROUGH,
+    Alias,
+    lift_function,
+    lift_method,
+    own_weight_functions,
+    tensor_args,
+)
+from archspec.importing.modules import Unsupported, lift_module
+from archspec.importing.patterns import fold_patterns
 
 
 @dataclass
@@ -30,19 +40,15 @@ class Lifted:
     params: list[str] = field(default_factory=list)  # the leaf's parameters and buffers
 
 
-class Unsupported(Exception):
-    """A call the spec language cannot express, and why."""
-
-
 def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
     """The graph's primitives in execution order, its input and output names, and one
     diagnostic per unsupported call."""
-    model = captured.model
-    modules = dict(model.named_modules())
+    graph = captured.graph
+    modules = dict(captured.model.named_modules())
     lifted: list[Lifted] = []
     problems: list[Diagnostic] = []
-    placeholders = [n for n in captured.graph.nodes if n.op == "placeholder"]
-    output = next(n for n in captured.graph.nodes if n.op == "output")
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    output = next(n for n in graph.nodes if n.op == "output")
     if len(placeholders) != 1:
         names = ", ".join(n.name for n in placeholders)
         problems.append(
@@ -51,15 +57,27 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
                 f"forward takes {len(placeholders)} inputs ({names}): a spec takes one",
             )
         )
-    checks = shape_checks(captured.graph)
-    for node in captured.graph.nodes:
-        if node.op in ("placeholder", "output") or node in checks:
+    skipped = shape_checks(graph) | weight_reads(graph) | _unused(graph)
+    aliases: dict[str, str] = {}
+    ops: dict[str, str] = {}  # fx value -> the op it was lifted as
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output") or node in skipped:
             continue
         try:
-            lifted += _lift_node(node, modules)
+            found = _lift_node(node, modules, ops)
         except Unsupported as exc:
             problems.append(_problem(node, captured.target, str(exc), modules))
+            continue
+        if isinstance(found, Alias):
+            aliases[node.name] = _resolve(aliases, found.of)
+            continue
+        for item in found:
+            item.inputs = [_resolve(aliases, v) for v in item.inputs]
+            ops[item.name] = item.op
+        lifted += found
+    lifted = fold_patterns(_dissolve_owners(lifted, modules, problems, captured.target))
     result = output.args[0]
+    x = placeholders[0].name if placeholders else ""
     if not hasattr(result, "name"):
         problems.append(
             Diagnostic(
@@ -67,8 +85,14 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
                 f"forward returns {type(result).__name__}: a spec returns one tensor",
             )
         )
-        return lifted, placeholders[0].name if placeholders else "", "", problems
-    return lifted, placeholders[0].name if placeholders else "", result.name, problems
+        return lifted, x, "", problems
+    return lifted, x, _resolve(aliases, result.name), problems
+
+
+def _resolve(aliases: dict[str, str], value: str) -> str:
+    """The value an alias stands for (`chunk_1[0]` for a part of a chunk)."""
+    base, bracket, index = value.partition("[")
+    return aliases.get(base, base) + bracket + index
 
 
 def shape_checks(graph) -> set:
@@ -83,6 +107,32 @@ def shape_checks(graph) -> set:
     return checks
 
 
+def weight_reads(graph) -> set:
+    """The reads of a module's weights that only a function running its op makes
+    (`self.weight` in `F.layer_norm(x, ..., self.weight, self.bias)`, through `.to()`)."""
+    own = own_weight_functions()
+    calls = {n for n in graph.nodes if n.op == "call_function" and n.target in own}
+    found: set = set()
+    for call in calls:
+        for arg in (*call.args, *call.kwargs.values()):
+            chain = []
+            while hasattr(arg, "op") and arg.op == "call_method" and arg.target in THROUGH:
+                chain.append(arg)
+                arg = arg.args[0]
+            if hasattr(arg, "op") and arg.op == "get_attr":
+                found |= {arg, *chain}
+    return {n for n in found if set(n.users) <= found | calls}
+
+
+def _unused(graph) -> set:
+    """Values nothing reads: the attention weights of `x, _ = attention(x, x, x)`."""
+    return {
+        n
+        for n in graph.nodes
+        if not n.users and (n.op == "get_attr" or n.target is operator.getitem)
+    }
+
+
 def _without_defaults(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes that differ from the op's defaults (as a person writes a spec)."""
     from archspec.ops import OPS
@@ -95,10 +145,12 @@ def _without_defaults(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _lift_node(node, modules: dict[str, Any]) -> list[Lifted]:
+def _lift_node(node, modules: dict[str, Any], ops: dict[str, str]) -> list[Lifted] | Alias:
     """One call as primitives: usually one; a spatial mean that drops its axes is a
     global pool and a flatten (the flatten keeps the call's name: its readers read it)."""
-    item = _lift_call(node, modules)
+    item = _lift_call(node, modules, ops)
+    if isinstance(item, Alias):
+        return item
     item.attrs = _without_defaults(item.op, item.attrs)
     if item.op != "global_avg_pool" or not item.attrs.pop("drop_axes", False):
         return [item]
@@ -106,24 +158,96 @@ def _lift_node(node, modules: dict[str, Any]) -> list[Lifted]:
     return [pool, Lifted(item.name, "flatten", {}, [pool.name], item.scopes)]
 
 
-def _lift_call(node, modules: dict[str, Any]) -> Lifted:
-    stack = list(node.meta.get("nn_module_stack", {}).values())
-    scopes = [(path, cls) for path, cls in stack]
+def _lift_call(node, modules: dict[str, Any], ops: dict[str, str]) -> Lifted | Alias:
+    scopes = [(path, cls) for path, cls in node.meta.get("nn_module_stack", {}).values()]
     if node.op == "call_module":
         module = modules[node.target]
-        op, attrs = _module(module)
-        if scopes and scopes[-1][0] == node.target:
-            scopes = scopes[:-1]  # the leaf itself is not a scope
-        params = [n for n, _ in module.named_parameters()] + [n for n, _ in module.named_buffers()]
-        inputs = _tensor_args(node, 1)
-        return Lifted(node.name, op, attrs, inputs, scopes, node.target, params)
-    if node.op == "call_function":
-        op, attrs, inputs = _function(node)
-        return Lifted(node.name, op, attrs, inputs, scopes)
-    if node.op == "call_method":
-        op, attrs, inputs = _method(node)
-        return Lifted(node.name, op, attrs, inputs, scopes)
-    raise Unsupported(f"reading `{node.target}` directly in forward (a get_attr)")
+        if type(module) in (_identity(),):
+            return Alias(tensor_args(node, 1)[0])  # nothing to write, nothing to load
+        op, attrs = lift_module(module)
+        return _owned(node.name, op, attrs, _module_inputs(node, op), scopes, node.target, module)
+    if node.op == "get_attr":
+        return _parameter(node, modules, scopes)
+    found = lift_function(node, ops) if node.op == "call_function" else lift_method(node, ops)
+    if isinstance(found, Alias):
+        return found
+    if found.owner is not None:
+        owner = modules[found.owner]
+        return _owned(node.name, found.op, found.attrs, found.inputs, scopes, found.owner, owner)
+    return Lifted(node.name, found.op, found.attrs, found.inputs, scopes)
+
+
+def _owned(name, op, attrs, inputs, scopes, path: str, module) -> Lifted:
+    """A primitive that is a module's (named and keyed by its path): the module is not a
+    scope of its own, and its parameterless helpers join its parent (`_dissolve_owners`)."""
+    while scopes and scopes[-1][0] == path:
+        scopes = scopes[:-1]
+    params = [n for n, _ in module.named_parameters()] + [n for n, _ in module.named_buffers()]
+    return Lifted(name, op, attrs, inputs, scopes, path, params)
+
+
+def _module_inputs(node, op: str) -> list[str]:
+    """A module call's tensor inputs: attention's query, key and value must be one tensor."""
+    if op != "multihead_attention":
+        return tensor_args(node, 1)
+    query = node.args[0] if node.args else node.kwargs.get("query")
+    rest = [*node.args[1:3], node.kwargs.get("key"), node.kwargs.get("value")]
+    if any(r is not None and r is not query for r in rest):
+        raise Unsupported(
+            "attention whose query, key and value differ (a spec's is self-attention)"
+        )
+    if node.kwargs.get("need_weights", True) or node.kwargs.get("attn_mask") is not None:
+        raise Unsupported("attention returning its weights or taking a mask")
+    return [query.name]
+
+
+def _parameter(node, modules: dict[str, Any], scopes) -> Lifted:
+    """A learnable tensor read in forward (a class token, a layer scale): a `parameter`
+    node in the module that owns it; a leading 1 is the spec's batch axis."""
+    path, _, attr = node.target.rpartition(".")
+    owner = modules.get(path)
+    if owner is None or attr not in dict(owner.named_parameters(recurse=False)):
+        raise Unsupported(f"reading `{node.target}` (not a parameter) directly in forward")
+    shape = list(node.meta["value"].shape)
+    attrs: dict[str, Any] = {"shape": shape}
+    if len(shape) >= 3 and shape[0] == 1:
+        attrs = {"shape": shape[1:], "batch_axis": True}
+    return Lifted(node.name, "parameter", attrs, [], scopes, node.target, [attr])
+
+
+def _dissolve_owners(
+    lifted: list[Lifted], modules: dict[str, Any], problems: list[Diagnostic], target: str
+) -> list[Lifted]:
+    """A module whose op a function runs on its weights is that op, not a scope: what
+    else it calls joins its parent, unnamed (only parameterless helpers can)."""
+    owners = {i.leaf for i in lifted if i.leaf is not None and i.leaf in _scope_paths(lifted)}
+    for item in lifted:
+        inside = [p for p, _ in item.scopes if p in owners]
+        if not inside:
+            continue
+        item.scopes = [(p, c) for p, c in item.scopes if p not in owners]
+        if item.leaf is not None and item.leaf not in owners:
+            if item.params:
+                problems.append(
+                    Diagnostic(
+                        Pos(target),
+                        f"`{item.leaf}`: weights inside `{inside[-1]}`, "
+                        "whose own op runs on its weights in forward",
+                    )
+                )
+            item.leaf = None
+    return lifted
+
+
+def _scope_paths(lifted: list[Lifted]) -> set[str]:
+    return {p for item in lifted for p, _ in item.scopes}
+
+
+@cache
+def _identity() -> type:
+    from torch import nn
+
+    return nn.Identity
 
 
 def _problem(node, target: str, reason: str, modules: dict[str, Any]) -> Diagnostic:
@@ -163,224 +287,3 @@ def _stack_pos(node) -> Pos | None:
             if number.isdigit() and not is_library(file):
                 found = Pos(file, int(number), 1)
     return found
-
-
-# -- modules --------------------------------------------------------------------------------
-def _module(m) -> tuple[str, dict[str, Any]]:
-    from torch import nn
-
-    kind = type(m)
-    if kind in _simple():
-        return _simple()[kind], {}
-    handler = _MODULES.get(kind.__name__) if kind.__module__.startswith("torch.nn") else None
-    if handler is None or not isinstance(m, nn.Module):
-        raise Unsupported("no archspec primitive for this module")
-    return handler(m)
-
-
-def _pair(value) -> int | list[int]:
-    if isinstance(value, (tuple, list)):
-        return value[0] if len(set(value)) == 1 else list(value)
-    return value
-
-
-def _conv(m) -> tuple[str, dict[str, Any]]:
-    if m.padding_mode != "zeros":
-        raise Unsupported(f"padding_mode={m.padding_mode!r} (archspec pads with zeros)")
-    padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-    if padding == "valid":
-        padding = 0
-    attrs = {
-        "out": m.out_channels,
-        "kernel": _pair(m.kernel_size),
-        "stride": _pair(m.stride),
-        "padding": padding,
-        "dilation": _pair(m.dilation),
-        "groups": m.groups,
-        "bias": m.bias is not None,
-    }
-    return "conv2d", attrs
-
-
-def _batchnorm(m) -> tuple[str, dict[str, Any]]:
-    if not (m.affine and m.track_running_stats):
-        raise Unsupported("batch norm without affine weights or running statistics")
-    if m.momentum is None:
-        raise Unsupported("momentum=None (a cumulative average)")
-    return "batchnorm2d", {"eps": m.eps, "momentum": m.momentum}
-
-
-def _linear(m) -> tuple[str, dict[str, Any]]:
-    return "linear", {"out": m.out_features, "bias": m.bias is not None}
-
-
-def _max_pool(m) -> tuple[str, dict[str, Any]]:
-    if m.return_indices:
-        raise Unsupported("return_indices=True")
-    attrs = {
-        "kernel": _pair(m.kernel_size),
-        "stride": _pair(m.stride or m.kernel_size),
-        "padding": _pair(m.padding),
-        "ceil_mode": m.ceil_mode,
-        "dilation": _pair(m.dilation),
-    }
-    return "max_pool2d", attrs
-
-
-def _avg_pool(m) -> tuple[str, dict[str, Any]]:
-    if m.divisor_override is not None:
-        raise Unsupported("divisor_override")
-    attrs = {
-        "kernel": _pair(m.kernel_size),
-        "stride": _pair(m.stride or m.kernel_size),
-        "padding": _pair(m.padding),
-        "ceil_mode": m.ceil_mode,
-        "count_include_pad": m.count_include_pad,
-    }
-    return "avg_pool2d", attrs
-
-
-def _adaptive(op: str, global_op: str):
-    def lift_adaptive(m) -> tuple[str, dict[str, Any]]:
-        size = m.output_size
-        sizes = list(size) if isinstance(size, (tuple, list)) else [size, size]
-        if None in sizes:
-            raise Unsupported("an output size of None (keep the input's)")
-        return (global_op, {}) if sizes == [1, 1] else (op, {"output": _pair(sizes)})
-
-    return lift_adaptive
-
-
-def _flatten(m) -> tuple[str, dict[str, Any]]:
-    return "flatten", {"start": _axis(m.start_dim), "end": _axis(m.end_dim)}
-
-
-def _axis(dim: int) -> int:
-    """PyTorch's dim as a per-sample axis (negative dims count from the end either way)."""
-    if dim == 0:
-        raise Unsupported("an operation on the batch axis (dim 0)")
-    return dim - 1 if dim > 0 else dim
-
-
-_MODULES = {
-    "Conv2d": _conv,
-    "BatchNorm2d": _batchnorm,
-    "Linear": _linear,
-    "MaxPool2d": _max_pool,
-    "AvgPool2d": _avg_pool,
-    "AdaptiveAvgPool2d": _adaptive("adaptive_avg_pool2d", "global_avg_pool"),
-    "AdaptiveMaxPool2d": _adaptive("adaptive_max_pool2d", "global_max_pool"),
-    "Flatten": _flatten,
-    "Dropout": lambda m: ("dropout", {"p": m.p}),
-    "LeakyReLU": lambda m: ("leaky_relu", {"slope": m.negative_slope}),
-    "GELU": lambda m: ("gelu", {"approximate": m.approximate}),
-    "Softmax": lambda m: ("softmax", {"axis": _axis(m.dim if m.dim is not None else -1)}),
-    "LayerNorm": lambda m: ("layer_norm", {"shape": list(m.normalized_shape), "eps": m.eps}),
-    "GroupNorm": lambda m: ("group_norm", {"groups": m.num_groups, "eps": m.eps}),
-}
-
-
-@cache  # torch is imported by `archspec import` only: the table is built on first use
-def _simple() -> dict[type, str]:
-    from torch import nn
-
-    return {
-        nn.ReLU: "relu",
-        nn.ReLU6: "relu6",
-        nn.SiLU: "silu",
-        nn.Hardswish: "hardswish",
-        nn.Hardsigmoid: "hardsigmoid",
-        nn.Sigmoid: "sigmoid",
-        nn.Tanh: "tanh",
-        nn.Identity: "identity",
-    }
-
-
-# -- functions and tensor methods -------------------------------------------------------------
-def _tensor_args(node, count: int | None = None) -> list[str]:
-    args = node.args if count is None else node.args[:count]
-    found = []
-    for a in args:
-        if hasattr(a, "op"):
-            found.append(a.name)
-        elif isinstance(a, (list, tuple)):
-            found += [x.name for x in a if hasattr(x, "op")]
-    return found
-
-
-def _function(node) -> tuple[str, dict[str, Any], list[str]]:
-    import torch
-    from torch.nn import functional as F
-
-    t, args = node.target, node.args
-    if t in (operator.add, operator.iadd, torch.add) and _two_tensors(node):
-        return "add", {}, _tensor_args(node)
-    if t in (operator.mul, operator.imul, torch.mul) and _two_tensors(node):
-        return "multiply", {}, _tensor_args(node)
-    if t is torch.flatten:
-        start = _arg(node, 1, "start_dim", 0)
-        end = _arg(node, 2, "end_dim", -1)
-        return "flatten", {"start": _axis(start), "end": _axis(end)}, _tensor_args(node, 1)
-    if t is torch.cat:
-        return "concat", {"axis": _axis(_arg(node, 1, "dim", 0))}, _tensor_args(node, 1)
-    simple = {
-        F.relu: "relu",
-        torch.relu: "relu",
-        F.relu6: "relu6",
-        F.silu: "silu",
-        torch.sigmoid: "sigmoid",
-        F.sigmoid: "sigmoid",
-        F.hardswish: "hardswish",
-        F.hardsigmoid: "hardsigmoid",
-        torch.tanh: "tanh",
-    }
-    if t in simple:
-        return simple[t], {}, _tensor_args(node, 1)
-    if t is F.adaptive_avg_pool2d:
-        size = _arg(node, 1, "output_size", None)
-        if size in (1, (1, 1), [1, 1]):
-            return "global_avg_pool", {}, _tensor_args(node, 1)
-        return "adaptive_avg_pool2d", {"output": _pair(size)}, _tensor_args(node, 1)
-    if t is F.dropout and not args[1:] and not node.kwargs.get("training", False):
-        return "dropout", {"p": node.kwargs.get("p", 0.5)}, _tensor_args(node, 1)
-    raise Unsupported("no archspec primitive for this function")
-
-
-def _method(node) -> tuple[str, dict[str, Any], list[str]]:
-    name = node.target
-    if name in ("relu", "relu_", "sigmoid", "tanh"):
-        return name.rstrip("_"), {}, _tensor_args(node, 1)
-    if name in ("add", "add_", "__add__", "__iadd__") and _two_tensors(node):
-        return "add", {}, _tensor_args(node)
-    if name in ("mul", "mul_") and _two_tensors(node):
-        return "multiply", {}, _tensor_args(node)
-    if name == "mean":
-        dims = _arg(node, 1, "dim", None)
-        if sorted(_as_list(dims)) not in ([2, 3], [-2, -1]):
-            raise Unsupported("a mean over other axes than the spatial ones")
-        keep = _arg(node, 2, "keepdim", False)
-        return "global_avg_pool", {} if keep else {"drop_axes": True}, _tensor_args(node, 1)
-    if name == "flatten":
-        start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
-        return "flatten", {"start": _axis(start), "end": _axis(end)}, _tensor_args(node, 1)
-    if name == "permute":
-        dims = list(node.args[1:]) if not isinstance(node.args[1], (list, tuple)) else node.args[1]
-        if dims[0] != 0:
-            raise Unsupported("a permutation that moves the batch axis")
-        return "permute", {"dims": [d - 1 for d in dims[1:]]}, _tensor_args(node, 1)
-    raise Unsupported("no archspec primitive for this tensor method")
-
-
-def _as_list(value) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _two_tensors(node) -> bool:
-    return len(node.args) == 2 and all(hasattr(a, "op") for a in node.args) and not node.kwargs
-
-
-def _arg(node, index: int, name: str, default):
-    value = node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
-    if hasattr(value, "op"):
-        raise Unsupported(f"`{name}` computed in forward")
-    return value

@@ -76,7 +76,7 @@ def wire(scope: Scope, consumers: dict[str, list[str]], graph_output: str) -> No
     reads: list[str] = []
     for e in scope.entries:
         for value in e.inputs:
-            if value not in produced and value not in reads:
+            if base(value) not in produced and value not in reads:
                 reads.append(value)
     scope.inputs = reads
     leaving = [
@@ -134,8 +134,8 @@ class Recoverer:
                     return nodes, None
                 node["name"] = _fresh(node["name"], taken)  # parameterless: a copy
             taken.add(node["name"])
-            if e.inputs != [prev]:
-                refs = [names.get(v) for v in e.inputs]
+            if e.inputs and e.inputs != [prev]:
+                refs = [_ref(names, v) for v in e.inputs]
                 if None in refs:
                     self.fail(scope, "reads a value computed outside it that is not its input")
                     return nodes, None
@@ -145,7 +145,7 @@ class Recoverer:
             prev = value
             nodes.append(node)
         if scope.output and scope.output != prev:
-            ref = names.get(scope.output)
+            ref = _ref(names, scope.output)
             if ref is None or ref == "x":
                 self.fail(scope, "hands on its input unchanged or a value from outside")
             return nodes, ref
@@ -166,6 +166,8 @@ class Recoverer:
         if not rel.isidentifier() and not rel.isdigit():
             self.fail(scope, f"calls `{e.path}` of another module directly")
             return None
+        if _one_op(e):  # a parameterless wrapper of one call (torchvision's Permute)
+            return {"name": rel, "op": e.entries[0].op, **e.entries[0].attrs}
         if len(e.inputs) != 1:
             self.fail(e, f"takes {len(e.inputs)} inputs: a block takes one")
             return None
@@ -196,7 +198,7 @@ class Recoverer:
                 self.fail(scope, "a Sequential item that does not read the item before")
             name = node.pop("name", None)
             if name is not None and name != str(k):
-                node = {"key": name, **node}
+                node = {"key": repr(name), **node}  # an expression: a string literal
             items.append(node)
         return {"seq": items}
 
@@ -209,6 +211,29 @@ class Recoverer:
                 name, k = f"{base}{k}", k + 1
             self.block_names[cls] = name
         return self.block_names[cls]
+
+
+def _one_op(scope: Scope) -> bool:
+    """A module without weights whose forward makes one call: written as that call."""
+    only = scope.entries[0] if len(scope.entries) == 1 else None
+    return (
+        isinstance(only, Lifted)
+        and only.leaf is None
+        and scope.module is not None
+        and not any(True for _ in scope.module.parameters())
+        and not any(True for _ in scope.module.buffers())
+    )
+
+
+def base(value: str) -> str:
+    """The fx value a reference reads a part of (`chunk_1` for `chunk_1[0]`)."""
+    return value.partition("[")[0]
+
+
+def _ref(names: dict[str, str], value: str) -> str | None:
+    """A value as the node list names it: `node` or `node[k]` for a part."""
+    name = names.get(base(value))
+    return None if name is None else name + value[len(base(value)) :]
 
 
 def _output(e: Lifted | Scope) -> str:

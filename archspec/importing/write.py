@@ -2,37 +2,109 @@
 
 A Sequential of calls of one block is written as a `repeat` with its arguments per index
 (`2 if i == 0 else 1`); one-line nodes are YAML flow mappings, as the bundled specs are.
+The model's own class count (an int constructor argument that is the last layer's `out`,
+torchvision's `num_classes`) becomes a network parameter; parameters the importer named
+itself carry a comment saying so.
 """
 
 from __future__ import annotations
 
+import keyword
 import re
 from typing import Any
 
 import yaml
 
+from archspec.spec import SHADOWING
+
 HEADER = """\
 # Imported by `archspec import {target}`: blocks are the model's module classes, their
 # parameters what differs between instances; module paths are the model's own.
 """
+NOTES = "__notes__"  # a block's (or the network's) comments on its parameters, by name
+LAYERS = ("linear", "conv2d")  # the ops whose `out` a constructor argument may set
 
 
-def network_spec(cls: type, input_shape, blocks: dict, nodes: list, output: str | None) -> dict:
-    """The whole spec as plain data, repeats folded."""
+def network_spec(
+    cls: type,
+    input_shape,
+    blocks: dict,
+    nodes: list,
+    output: str | None,
+    init_args: dict[str, Any] | None = None,
+) -> dict:
+    """The whole spec as plain data, repeats folded; `init_args` are the model's own
+    constructor arguments (what its network parameters may be named after)."""
     spec: dict[str, Any] = {"name": _class_name(cls.__name__)}
     doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
     if doc:
         spec["doc"] = doc
     c, h, w = input_shape
     spec["input"] = {"channels": c, "height": h, "width": w}
+    nodes = fold_repeats(nodes)
+    if params := network_params(nodes, init_args or {}, set(blocks)):
+        spec["params"] = params
+        spec[NOTES] = {k: f"{cls.__name__}'s constructor argument" for k in params}
     if blocks:
         spec["blocks"] = {
             name: {**b, "nodes": fold_repeats(b["nodes"])} for name, b in blocks.items()
         }
     if output:
         spec["output"] = output
-    spec["nodes"] = fold_repeats(nodes)
+    spec["nodes"] = nodes
     return spec
+
+
+def network_params(nodes: list[dict], init_args: dict[str, Any], taken: set[str]) -> dict:
+    """The model's class count as a parameter (`num_classes: {type: int, default: 1000}`,
+    read by the head as `out: num_classes`); `nodes` are changed in place.
+
+    Conservative on purpose, a literal is better than a misnamed parameter: an int (not
+    bool) constructor argument becomes a parameter only when its value is the `out` of the
+    last linear or convolution among the top-level nodes (seq items included, blocks not),
+    when that value occurs nowhere else among their int literals (call arguments, repeat
+    counts, kernel sizes), when no other int argument has that value, and when its name
+    is a free identifier (no keyword, builtin, node or block name). So a width that is also
+    a stem's `out` stays a literal; only the one value where the argument is meant moves.
+    """
+    layers = [n for n in _walk(nodes) if n.get("op") in LAYERS]
+    if not layers:
+        return {}
+    value = layers[-1].get("out")
+    if type(value) is not int or _ints(nodes).count(value) != 1:
+        return {}
+    named = [k for k, v in init_args.items() if type(v) is int and v == value]
+    if len(named) != 1:
+        return {}
+    (name,) = named
+    names = {n.get(k) for n in _walk(nodes) for k in ("name", "key")}
+    if (
+        not name.isidentifier()
+        or not name.isascii()
+        or keyword.iskeyword(name)
+        or name.startswith("__")
+        or name in SHADOWING
+        or name in names | taken
+    ):
+        return {}
+    layers[-1]["out"] = name
+    return {name: {"type": "int", "default": value}}
+
+
+def _walk(nodes: list[dict]):
+    """Nodes and, after each, its sequence's items, in the order they run."""
+    for node in nodes:
+        yield node
+        yield from _walk(node.get("seq") or [])
+
+
+def _ints(value) -> list[int]:
+    """Every int literal (not bool) in nodes, at any depth."""
+    if isinstance(value, dict):
+        return [i for v in value.values() for i in _ints(v)]
+    if isinstance(value, list):
+        return [i for v in value for i in _ints(v)]
+    return [value] if type(value) is int else []
 
 
 def fold_repeats(nodes: list[dict]) -> list[dict]:
@@ -92,17 +164,16 @@ def spec_text(spec: dict, target: str) -> str:
     """The spec as YAML: blocks and nodes one per line where they fit."""
     lines = HEADER.format(target=target).splitlines()
     for key, value in spec.items():
-        if key == "blocks":
+        if key == NOTES:
+            continue
+        if key == "params":  # the network's: one per line, as the bundled specs write them
+            lines.append("")
+            lines += _params(value, spec.get(NOTES, {}), 0, always=True)
+        elif key == "blocks":
             lines.append("")
             lines.append("blocks:")
             for name, block in value.items():
-                lines.append(f"  {name}:")
-                for bkey, bvalue in block.items():
-                    if bkey == "nodes":
-                        lines.append("    nodes:")
-                        lines += _nodes(bvalue, 6)
-                    else:
-                        lines.append(f"    {bkey}: {_flow(bvalue)}")
+                lines += _block(name, block)
         elif key == "nodes":
             lines.append("")
             lines.append("nodes:")
@@ -110,6 +181,31 @@ def spec_text(spec: dict, target: str) -> str:
         else:
             lines.append(f"{key}: {_flow(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _block(name: str, block: dict) -> list[str]:
+    lines = [f"  {name}:"]
+    for key, value in block.items():
+        if key == "nodes":
+            lines.append("    nodes:")
+            lines += _nodes(value, 6)
+        elif key == "params":
+            lines += _params(value, block.get(NOTES, {}), 4)
+        elif key != NOTES:
+            lines.append(f"    {key}: {_flow(value)}")
+    return lines
+
+
+def _params(params: dict, notes: dict[str, str], indent: int, always=False) -> list[str]:
+    """`params:` on one line, or one per line where a comment says how one was named."""
+    pad = " " * indent
+    if not always and not any(k in notes for k in params):
+        return [f"{pad}params: {_flow(params)}"]
+    lines = [f"{pad}params:"]
+    for name, value in params.items():
+        line = f"{pad}  {name}: {_flow(value)}"
+        lines.append(f"{line}  # {notes[name]}" if name in notes else line)
+    return lines
 
 
 def _nodes(nodes: list[dict], indent: int) -> list[str]:
