@@ -63,15 +63,27 @@ class BlockWriter:
         instances = self.rec.instances[name]
         if self.write(name, instances, report=False):
             return
-        groups: dict[str, list] = {}
-        for instance in instances:
-            groups.setdefault(_signature(instance[1][0]), []).append(instance)
-        for k, group in enumerate(groups.values()):
+        for k, group in enumerate(self.groups(name, instances)):
             variant = name if k == 0 else self.variant_name(name)
             for scope, _ in group:
                 self.block_of[id(scope)] = variant
             self.blocks[variant] = {}
             self.write(variant, group, report=True)
+
+    def groups(self, name: str, instances: list) -> list[list]:
+        """The instances in as few groups as blocks can hold: those built alike together,
+        then each such set joined to the first group it can share a block with."""
+        alike: dict[str, list] = {}
+        for instance in instances:
+            alike.setdefault(_signature(instance[1][0]), []).append(instance)
+        groups: list[list] = []
+        for found in alike.values():
+            joined = next((g for g in groups if self.write(name, g + found, report=False)), None)
+            if joined is None:
+                groups.append(list(found))
+            else:
+                joined += found
+        return groups
 
     def variant_name(self, name: str) -> str:
         """`Name_2`, `Name_3`, ...: the first not taken by a block or a class."""
@@ -155,7 +167,7 @@ class _Unifier:
         self.inits = [
             {
                 (f"{k}_" if k in SHADOWING or keyword.iskeyword(k) else k): v
-                for k, v in init_args.get(id(m), {}).items()
+                for k, v in _named_values(m, init_args.get(id(m), {})).items()
                 if k not in nodes
             }
             for m in modules
@@ -201,10 +213,8 @@ class _Unifier:
                 continue
             if all(column[k] == v for k, v in known):
                 return arg, arg, column
-            if kind is int and column[known[0][0]]:
-                factor = known[0][1] // column[known[0][0]]
-                if factor > 1 and all(column[k] * factor == v for k, v in known):
-                    return f"{arg} * {factor}", arg, column
+            if kind is int and (expr := _formula(arg, column, known)) is not None:
+                return expr, arg, column
         return None, None, values
 
     def flag(self, node: str, present: list[bool]) -> str:
@@ -225,6 +235,62 @@ class _Unifier:
         for instance, p in zip(self.args, present, strict=True):
             instance[name] = p
         return name
+
+
+def _formula(arg: str, column: list, known: list[tuple[int, Any]]) -> str | None:
+    """`arg * k`, `arg // k` or `(arg - 1) // 2` (a "same" padding) where every known value
+    follows it."""
+    k0, v0 = known[0]
+    base = column[k0]
+    if not base or not v0:
+        return None
+    candidates = []
+    if v0 % base == 0 and v0 // base > 1:
+        candidates.append((f"{arg} * {v0 // base}", lambda c, f=v0 // base: c * f))
+    if base % v0 == 0 and base // v0 > 1:
+        candidates.append((f"{arg} // {base // v0}", lambda c, d=base // v0: c // d))
+    candidates.append((f"({arg} - 1) // 2", lambda c: (c - 1) // 2))
+    for expr, f in candidates:
+        if all(f(column[k]) == v for k, v in known):
+            return expr
+    return None
+
+
+def _named_values(module, init_args: dict[str, Any]) -> dict[str, Any]:
+    """What a parameter can be named after, first match first: the constructor's
+    arguments, the fields of a configuration object passed to it (torchvision's
+    `MBConvConfig`: `out_channels`, `kernel`), then the module's own plain attributes
+    (`use_res_connect`)."""
+    found = dict(init_args)
+    configs = [_fields(v) for v in init_args.values() if _is_config(v)]
+    for source in (*configs, vars(module) if module is not None else {}):
+        for k, v in source.items():
+            if k.isidentifier() and not k.startswith("_") and k != "training" and _scalar(v):
+                found.setdefault(k, v)
+    return found
+
+
+def _fields(value) -> dict[str, Any]:
+    """An object's attributes, in `__dict__` or `__slots__`."""
+    if hasattr(value, "__dict__"):
+        return vars(value)
+    slots = [s for cls in type(value).__mro__ for s in getattr(cls, "__slots__", ())]
+    return {s: getattr(value, s) for s in slots if hasattr(value, s)}
+
+
+def _is_config(value) -> bool:
+    """A plain object holding settings (not a module, class, function or container)."""
+    return (
+        (hasattr(value, "__dict__") or hasattr(type(value), "__slots__"))
+        and not isinstance(value, (type, str, bytes, int, float, tuple))
+        and not callable(value)
+        and type(value).__module__ not in ("builtins",)
+        and type(value).__module__.split(".")[0] != "torch"
+    )
+
+
+def _scalar(value) -> bool:
+    return isinstance(value, (bool, int, float, str))
 
 
 def _signature(nodes: list[dict]) -> str:

@@ -217,6 +217,8 @@ def _functions() -> dict:
             "dropout", {"p": _arg(node, 1, "p", 0.5)}, tensor_args(node, 1)
         ),
         F.pad: _pad,
+        F.max_pool2d: _max_pool,
+        F.avg_pool2d: _avg_pool,
     }
     for function in (torch.permute, torch.transpose, torch.reshape, torch.chunk, torch.split):
         table[function] = _as_method(function.__name__)
@@ -256,6 +258,34 @@ def _adaptive_avg_pool(node) -> Call:
     if size in (1, (1, 1), [1, 1]):
         return Call("global_avg_pool", {}, tensor_args(node, 1))
     return Call("adaptive_avg_pool2d", {"output": pair(size)}, tensor_args(node, 1))
+
+
+def _max_pool(node) -> Call:
+    if _arg(node, 6, "return_indices", False):
+        raise Unsupported("return_indices=True")
+    kernel = _arg(node, 1, "kernel_size", None)
+    attrs = {
+        "kernel": pair(kernel),
+        "stride": pair(_arg(node, 2, "stride", None) or kernel),
+        "padding": pair(_arg(node, 3, "padding", 0)),
+        "dilation": pair(_arg(node, 4, "dilation", 1)),
+        "ceil_mode": _arg(node, 5, "ceil_mode", False),
+    }
+    return Call("max_pool2d", attrs, tensor_args(node, 1))
+
+
+def _avg_pool(node) -> Call:
+    if _arg(node, 6, "divisor_override", None) is not None:
+        raise Unsupported("divisor_override")
+    kernel = _arg(node, 1, "kernel_size", None)
+    attrs = {
+        "kernel": pair(kernel),
+        "stride": pair(_arg(node, 2, "stride", None) or kernel),
+        "padding": pair(_arg(node, 3, "padding", 0)),
+        "ceil_mode": _arg(node, 4, "ceil_mode", False),
+        "count_include_pad": _arg(node, 5, "count_include_pad", True),
+    }
+    return Call("avg_pool2d", attrs, tensor_args(node, 1))
 
 
 def _divide(node) -> Call:
@@ -435,8 +465,9 @@ def _reshape(node) -> Call:
     for start in range(len(before)):
         for end in range(start + 1, len(before)):
             merged = [*before[:start], math.prod(before[start : end + 1]), *before[end + 1 :]]
-            if merged == after:
-                return Call("flatten", {"start": start, "end": end}, x)
+            if merged == after:  # `end` counted from the end where it is the last axis
+                last = -1 if end == len(before) - 1 else end
+                return Call("flatten", {"start": start, "end": last}, x)
     return Call("reshape", {"shape": after}, x)
 
 
