@@ -134,6 +134,7 @@ def _recording_init_args() -> Iterator[dict[int, dict[str, Any]]]:
     import torch
 
     found: dict[int, dict[str, Any]] = {}
+    alive: list = []  # every module met, held so no id is reused while recording
     module_type = torch.nn.Module
 
     def profile(frame, event, arg):
@@ -146,6 +147,7 @@ def _recording_init_args() -> Iterator[dict[int, dict[str, Any]]]:
             if info.keywords:
                 values.update(info.locals.get(info.keywords) or {})
             found[id(self)] = values
+            alive.append(self)
 
     previous = sys.getprofile()
     sys.setprofile(profile)

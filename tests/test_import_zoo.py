@@ -1,0 +1,179 @@
+"""`archspec import` over published models: every bundled network's PyTorch reference
+(torchvision's ResNet, ResNeXt, Wide ResNet, EfficientNet, MobileNetV3, ConvNeXt,
+ShuffleNetV2 and ViT, and the seed tutorial ResNeXt) and timm architectures chosen for
+variety. Each becomes a spec whose rebuilt PyTorch module loads the model's state dict
+strictly and agrees with it (1e-5 of the output's scale), with the model's counts; its
+blocks are the model's module classes (`Name_2` where a class is built two ways).
+
+Randomly initialised models (nothing is downloaded); 64x64 inputs where the model takes
+any size, 224x224 where it needs it (ViT's position embedding, the tutorial's 7x7 pool)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import yaml
+from test_mobilenet import _no_fake, import_torchvision
+
+from archspec.importing import import_model
+from archspec.importing.prove import TOLERANCE, prove
+
+torch = pytest.importorskip("torch")
+
+TV = "torchvision.models"
+# (target, positional argument, input size, the spec's blocks, the spec's lines)
+REFERENCES = [
+    (f"{TV}:resnet50", "", 64, ["Bottleneck"], 44),
+    (f"{TV}:resnext50_32x4d", "", 64, ["Bottleneck"], 44),
+    (f"{TV}:wide_resnet50_2", "", 64, ["Bottleneck"], 44),
+    (f"{TV}:efficientnet_b0", "", 64, ["MBConv", "MBConv_2", "SqueezeExcitation"], 80),
+    (
+        f"{TV}:mobilenet_v3_small",
+        "",
+        64,
+        ["InvertedResidual", "InvertedResidual_2", "InvertedResidual_3", "SqueezeExcitation"],
+        102,
+    ),
+    (f"{TV}:convnext_tiny", "", 64, ["CNBlock"], 62),
+    (f"{TV}:shufflenet_v2_x0_5", "", 64, ["InvertedResidual", "InvertedResidual_2"], 87),
+    (f"{TV}:vit_b_16", "", 224, ["Encoder", "EncoderBlock"], 57),
+    ("test_seed_resnext50:tutorial_model", "", 224, ["BN_Conv2d", "ResNeXt_Block"], 40),
+]
+POOL = "SelectAdaptivePool2d"
+TIMM = [  # residual, inverted residual, squeeze-excite, ghost, multi-branch, plain, ...
+    ("resnet50d", ["Bottleneck", "Bottleneck_2", POOL], 93),
+    ("efficientnet_b0", ["DepthwiseSeparableConv", "InvertedResidual", POOL, "SqueezeExcite"], 84),
+    (
+        "mobilenetv3_large_100",
+        [
+            "ConvBnAct",
+            "DepthwiseSeparableConv",
+            "InvertedResidual",
+            "InvertedResidual_2",
+            "InvertedResidual_3",
+            "InvertedResidual_4",
+            POOL,
+            "SqueezeExcite",
+        ],
+        149,
+    ),
+    ("mobilenetv2_100", ["DepthwiseSeparableConv", "InvertedResidual", POOL], 71),
+    (
+        "regnety_002",
+        ["Bottleneck", "ClassifierHead", "ConvNormAct", "RegStage", "SEModule", POOL],
+        76,
+    ),
+    (
+        "ghostnet_100",
+        ["ConvBnAct", "GhostBottleneck", "GhostModule", "GhostModule_2", POOL, "SqueezeExcite"],
+        124,
+    ),
+    ("repvgg_a0", ["ClassifierHead", "ConvNormAct", "RepVggBlock", POOL], 72),
+    ("darknet17", ["ClassifierHead", "ConvNormAct", "DarkBlock", "DarkStage", POOL], 44),
+    ("vgg11", ["ClassifierHead", "ConvMlp", POOL], 54),
+    ("lcnet_050", ["DepthwiseSeparableConv", POOL, "SqueezeExcite"], 66),
+    ("resnext26ts", ["BottleneckBlock", "ClassifierHead", "ConvNormAct", POOL], 60),
+    ("semnasnet_050", ["DepthwiseSeparableConv", "InvertedResidual", POOL, "SqueezeExcite"], 93),
+]
+
+
+def import_timm():
+    """timm, with `register_fake` patched out while it (and torchvision) import."""
+    import_torchvision()
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed")
+    original = torch.library.register_fake
+    torch.library.register_fake = _no_fake
+    try:
+        import timm
+    finally:
+        torch.library.register_fake = original
+    return timm
+
+
+def assert_round_trip(target, args, size, blocks, lines):
+    imported = import_model(target, args, (3, size, size))
+    spec = yaml.safe_load(imported.text)
+    assert sorted(spec.get("blocks", {})) == blocks
+    assert len(imported.text.splitlines()) == lines
+    proof = prove(imported.text, imported.model, (3, size, size))
+    assert proof.problems == []
+    assert proof.keys == len(imported.model.state_dict())
+    assert proof.trainable[0] == proof.trainable[1] > 0
+    assert proof.bn_stats[0] == proof.bn_stats[1]
+    assert proof.difference <= TOLERANCE
+    return proof
+
+
+@pytest.mark.parametrize(("target", "arg", "size", "blocks", "lines"), REFERENCES)
+def test_every_bundled_reference_round_trips(target, arg, size, blocks, lines):
+    import_torchvision()
+    proof = assert_round_trip(target, (arg,) if arg else (), size, blocks, lines)
+    if target.startswith("test_seed"):  # networks.md's figures
+        assert proof.trainable == (37_574_724, 37_574_724)
+        assert proof.bn_stats == (90_752, 90_752)
+
+
+@pytest.mark.parametrize(("name", "blocks", "lines"), TIMM, ids=[t[0] for t in TIMM])
+def test_timm_architectures_round_trip(name, blocks, lines):
+    import_timm()
+    assert_round_trip("timm:create_model", (name,), 64, blocks, lines)
+
+
+def test_torchvision_efficientnet_names_parameters_after_its_configuration():
+    """MBConv takes an MBConvConfig: its fields (`kernel`, `stride`) and the module's own
+    `use_res_connect` name the parameters; `(kernel - 1) // 2` is the padding."""
+    import_torchvision()
+    spec = yaml.safe_load(import_model(f"{TV}:efficientnet_b0", (), (3, 64, 64)).text)
+    block = spec["blocks"]["MBConv_2"]
+    assert block["params"] == {
+        "input_channels": "int",
+        "kernel": "int",
+        "stride": "int",
+        "out_channels_": "int",  # a reserved name takes a trailing `_`
+        "stochastic_depth_prob": "float",
+        "use_res_connect": "bool",
+    }
+    depthwise = block["nodes"][0]["seq"][1]["seq"][0]
+    assert depthwise == {
+        "op": "conv2d",
+        "out": "input_channels * 6",
+        "kernel": "kernel",
+        "stride": "stride",
+        "padding": "(kernel - 1) // 2",
+        "groups": "input_channels * 6",
+        "bias": False,
+    }
+    assert [n.get("when") for n in block["nodes"][1:]] == ["use_res_connect"] * 2
+
+
+def test_torchvision_shufflenet_and_convnext_read_as_their_authors_wrote_them():
+    """ShuffleNet's view-transpose-view is a `channel_shuffle`; ConvNeXt's LayerNorm2d
+    (permute, layer norm, permute) is a `layer_norm2d`, its layer scale a parameter."""
+    import_torchvision()
+    shuffle = yaml.safe_load(import_model(f"{TV}:shufflenet_v2_x0_5", (), (3, 64, 64)).text)
+    unit = shuffle["blocks"]["InvertedResidual_2"]["nodes"]  # stride 1: half the channels
+    assert [n.get("op") for n in unit] == ["chunk", None, "concat", "channel_shuffle"]
+    assert unit[1]["inputs"] == "chunk[1]"
+    assert unit[2]["inputs"] == ["chunk[0]", "branch2"]
+    assert unit[3]["groups"] == 2
+    convnext = yaml.safe_load(import_model(f"{TV}:convnext_tiny", (), (3, 64, 64)).text)
+    block = convnext["blocks"]["CNBlock"]["nodes"]
+    assert block[0] == {"name": "layer_scale", "op": "parameter", "shape": ["dim", 1, 1]}
+    stem = convnext["nodes"][0]["seq"][0]["seq"]
+    assert stem[1] == {"op": "layer_norm2d", "eps": 1e-6}
+
+
+def test_swin_reports_every_unsupported_call_at_once():
+    """torchvision's Swin computes its attention in `shifted_window_attention`, a function
+    torch.fx keeps whole: the report names it at every block, with the model's line."""
+    from archspec.errors import SpecError
+
+    import_torchvision()
+    with pytest.raises(SpecError) as caught:
+        import_model(f"{TV}:swin_t", (), (3, 224, 224))
+    lines = str(caught.value).splitlines()
+    attention = [line for line in lines if "shifted_window_attention" in line]
+    assert len(attention) == 12  # 2 + 2 + 6 + 2 blocks
+    assert all("swin_transformer.py:" in line for line in attention)
