@@ -16,7 +16,7 @@ from typing import Any
 
 from archspec.errors import Diagnostic, Pos
 from archspec.importing.recover import INSTANCE, Recoverer, Scope
-from archspec.importing.write import NOTES
+from archspec.importing.write import NOTES, Expr
 from archspec.spec import SHADOWING
 
 
@@ -75,7 +75,8 @@ class BlockWriter:
         then each such set joined to the first group it can share a block with."""
         alike: dict[str, list] = {}
         for instance in instances:
-            alike.setdefault(_signature(instance[1][0]), []).append(instance)
+            built = self.materialize(instance[1][0])  # nested blocks by their variants
+            alike.setdefault(_signature(built), []).append(instance)
         groups: list[list] = []
         for found in alike.values():
             joined = next((g for g in groups if self.write(name, g + found, report=False)), None)
@@ -107,7 +108,8 @@ class BlockWriter:
             kept.append((scope, {n["name"]: self.materialize(n) for n in nodes}))
         self.unifier = _Unifier(self.rec.init_args, [s.module for s, _ in kept], set(order))
         try:
-            nodes = [self.merged(node, [found for _, found in kept]) for node in template]
+            found = [found for _, found in kept]
+            nodes = [self.merged(node, found, template) for node in template]
         except Mismatch as exc:
             if report:
                 self.problem(template_scope, f"{exc}: one block per class cannot hold them")
@@ -132,7 +134,7 @@ class BlockWriter:
         spec["nodes"] = nodes
         return spec
 
-    def merged(self, node: dict, instances: list[dict[str, dict]]) -> dict:
+    def merged(self, node: dict, instances: list[dict[str, dict]], template: list[dict]) -> dict:
         """One template node over every instance: literals, parameters and its flag."""
         name = node["name"]
         present = [name in found for found in instances]
@@ -140,14 +142,43 @@ class BlockWriter:
         per = [_with_defaults(found.get(name), keys) for found in instances]
         written: dict[str, Any] = {}
         for key in keys:
-            if key in ("name", "inputs"):  # the template's: absent nodes pass their input on
+            if key == "name":
+                written[key] = node[key]
+            elif key == "inputs":  # the template's: absent nodes pass their input on
+                if "inputs" not in node:
+                    self.check_implicit(node, template, instances)
+                    continue
                 written[key] = node[key]
             else:
                 values = [v.get(key) if v is not None else None for v in per]
+                if key in ("op", "block") and len({v for v in values if v is not None}) > 1:
+                    raise Mismatch(f"`{name}` is a different {key} in different instances")
                 written[key] = self.unifier.unify(f"{name}_{key}", values)
         if not all(present):
             written["when"] = self.unifier.flag(name, present)
+            _main_path_first(written, template)
         return _ordered(written)
+
+    def check_implicit(self, node: dict, template: list[dict], instances: list[dict]) -> None:
+        """A template node reading the node before it, where an instance names its input:
+        the same when the nodes between are absent there (each passes its input on)."""
+        name = node["name"]
+        k = next(i for i, n in enumerate(template) if n["name"] == name)
+        for found in instances:
+            if name not in found or "inputs" not in found[name]:
+                continue
+            j, read = k - 1, None
+            while read is None:
+                before = template[j] if j >= 0 else None
+                if before is None:
+                    read = "x"
+                elif before["name"] in found:
+                    read = before["name"]
+                elif "inputs" in before:
+                    read = before["inputs"]
+                j -= 1
+            if found[name]["inputs"] != read:
+                raise Mismatch(f"`{name}` reads different nodes in different instances")
 
     def problem(self, scope: Scope, message: str) -> None:
         """An instance that cannot be written as its class's block."""
@@ -175,6 +206,7 @@ class _Unifier:
         self.params: dict[str, str] = {}
         self.notes: dict[str, str] = {}  # parameter -> why the importer named it so
         self.args: list[dict[str, Any]] = [{} for _ in modules]
+        self.flags: dict[str, list[bool]] = {}  # flag -> where its node is present
 
     def unify(self, where: str, values: list):
         """A literal when every present instance agrees, else an expression of parameters;
@@ -194,13 +226,15 @@ class _Unifier:
                 self.unify(f"{where}_{i}", [_at(v, i) for v in values]) for i in range(len(first))
             ]
         expr, name, column = self.match(values)
+        if name is None:
+            expr, name, column = self.follow(values)
         if name is None:  # absent instances take any value: the first present one's
             expr, name, column = where, where, [v if v is not None else first for v in values]
             self.notes[name] = "differs between instances; no constructor argument matches"
         self.params.setdefault(name, _type(column[0]))
         for instance, value in zip(self.args, column, strict=True):
             instance[name] = value
-        return expr
+        return Expr(expr)
 
     def match(self, values: list) -> tuple[str | None, str | None, list]:
         """`arg` or `arg * k` for a constructor argument whose values these follow (in the
@@ -217,6 +251,21 @@ class _Unifier:
                 return expr, arg, column
         return None, None, values
 
+    def follow(self, values: list) -> tuple[str | None, str | None, list]:
+        """An expression of a parameter already made whose values these follow (a second
+        size that is always the first, or twice it)."""
+        known = [(k, v) for k, v in enumerate(values) if v is not None]
+        kind = type(known[0][1])
+        for name in list(self.params):
+            column = [a.get(name) for a in self.args]
+            if not all(type(c) is kind for c in column):
+                continue
+            if all(column[k] == v for k, v in known):
+                return name, name, column
+            if kind is int and (expr := _formula(name, column, known)) is not None:
+                return expr, name, column
+        return None, None, values
+
     def flag(self, node: str, present: list[bool]) -> str:
         """A node present in some instances: under a constructor argument that is None
         (or false) exactly where it is absent (torchvision's `downsample`), else a flag."""
@@ -228,13 +277,16 @@ class _Unifier:
             ),
             None,
         )
+        if name is None:  # a flag made for another node present exactly where this one is
+            name = next((f for f in self.flags if self.flags[f] == present), None)
         if name is None:
             name = f"has_{node}"
             self.notes[name] = f"invented: only some instances have `{node}`"
+        self.flags[name] = present
         self.params[name] = "bool"
         for instance, p in zip(self.args, present, strict=True):
             instance[name] = p
-        return name
+        return Expr(name)
 
 
 def _formula(arg: str, column: list, known: list[tuple[int, Any]]) -> str | None:
@@ -254,6 +306,18 @@ def _formula(arg: str, column: list, known: list[tuple[int, Any]]) -> str | None
         if all(f(column[k]) == v for k, v in known):
             return expr
     return None
+
+
+def _main_path_first(node: dict, template: list[dict]) -> None:
+    """An absent node stands for its first input: a sum that only some instances make
+    (`x + self.conv(x)`) lists the node before it first, which the others hand on."""
+    inputs = node.get("inputs")
+    if node.get("op") not in ("add", "multiply") or not isinstance(inputs, list):
+        return
+    k = next(i for i, n in enumerate(template) if n["name"] == node["name"])
+    before = template[k - 1]["name"] if k else "x"
+    if before in inputs:
+        node["inputs"] = [before] + [i for i in inputs if i != before]
 
 
 def _named_values(module, init_args: dict[str, Any]) -> dict[str, Any]:
@@ -333,7 +397,7 @@ def _ordered(node: dict) -> dict:
     from archspec.ops import OPS
 
     attrs = list(OPS[node["op"]].attrs) if node.get("op") in OPS else []
-    order = ["name", "op", "block", "repeat", *attrs, "args", "inputs", "when", "seq"]
+    order = ["name", "key", "op", "block", "repeat", *attrs, "args", "inputs", "when", "seq"]
     return dict(sorted(node.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
 

@@ -25,6 +25,7 @@ from archspec.importing.calls import (
 )
 from archspec.importing.modules import Unsupported, lift_module
 from archspec.importing.patterns import fold_patterns
+from archspec.importing.windows import expansion
 
 
 @dataclass
@@ -111,7 +112,11 @@ def weight_reads(graph) -> set:
     """The reads of a module's weights that only a function running its op makes
     (`self.weight` in `F.layer_norm(x, ..., self.weight, self.bias)`, through `.to()`)."""
     own = own_weight_functions()
-    calls = {n for n in graph.nodes if n.op == "call_function" and n.target in own}
+    calls = {
+        n
+        for n in graph.nodes
+        if n.op == "call_function" and (n.target in own or expansion(n.target) is not None)
+    }
     found: set = set()
     for call in calls:
         for arg in (*call.args, *call.kwargs.values()):
@@ -148,6 +153,14 @@ def _without_defaults(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
 def _lift_node(node, modules: dict[str, Any], ops: dict[str, str]) -> list[Lifted] | Alias:
     """One call as primitives: usually one; a spatial mean that drops its axes is a
     global pool and a flatten (the flatten keeps the call's name: its readers read it)."""
+    expand = expansion(node.target) if node.op == "call_function" else None
+    if expand is not None:  # a library function torch.fx keeps whole: its primitives
+        scopes = [(path, cls) for path, cls in node.meta.get("nn_module_stack", {}).values()]
+
+        def make(name, op, attrs, inputs, leaf, params):
+            return Lifted(name, op, _without_defaults(op, attrs), inputs, scopes, leaf, params)
+
+        return expand(node, make)
     item = _lift_call(node, modules, ops)
     if isinstance(item, Alias):
         return item

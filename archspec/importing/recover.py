@@ -126,13 +126,9 @@ class Recoverer:
             node = self.entry(scope, e)
             if node is None:
                 continue
-            if "name" not in node:  # a function call: named after its op
-                node = {"name": _fresh(node["op"], taken), **node}
-            elif node["name"] in names.values():  # a module called again
-                if isinstance(e, Scope) or e.params:
-                    self.fail(scope, f"calls `{node['name']}` twice: its weights would be shared")
-                    return nodes, None
-                node["name"] = _fresh(node["name"], taken)  # parameterless: a copy
+            node = self.named(scope, e, node, taken, set(names.values()))
+            if node is None:
+                return nodes, None
             taken.add(node["name"])
             if e.inputs and e.inputs != [prev]:
                 refs = [_ref(names, v) for v in e.inputs]
@@ -151,19 +147,35 @@ class Recoverer:
             return nodes, ref
         return nodes, None
 
+    def named(self, scope: Scope, e, node: dict, taken: set[str], used: set[str]) -> dict | None:
+        """The node under a name of its own: a function call's after its op, a module's
+        after its attribute (a key where that is no identifier: `block1-0`)."""
+        if "name" not in node:
+            return {"name": _fresh(node["op"], taken), **node}
+        if node["name"] in used:  # a module called again
+            if isinstance(e, Scope) or e.params:
+                self.fail(scope, f"calls `{node['name']}` twice: its weights would be shared")
+                return None
+            node["name"] = _fresh(node["name"], taken)  # parameterless: a copy
+        if not node["name"].isidentifier():
+            key = node["name"]
+            rest = {k: v for k, v in node.items() if k != "name"}
+            node = {"name": _fresh(_identifier(key), taken), "key": repr(key), **rest}
+        return node
+
     def entry(self, scope: Scope, e: Lifted | Scope) -> dict | None:
         """One thing a scope calls, as a node named by its attribute (None: refused)."""
         if isinstance(e, Lifted):
             node = {"op": e.op, **e.attrs}
             if e.leaf is not None:
                 rel = _relative(scope.path, e.leaf)
-                if not rel.isidentifier() and not rel.isdigit():
+                if "." in rel:
                     self.fail(scope, f"calls `{e.leaf}` of another module directly")
                     return None
                 node = {"name": rel, **node}
             return node
         rel = _relative(scope.path, e.path)
-        if not rel.isidentifier() and not rel.isdigit():
+        if "." in rel:
             self.fail(scope, f"calls `{e.path}` of another module directly")
             return None
         if _one_op(e):  # a parameterless wrapper of one call (torchvision's Permute)
@@ -205,7 +217,7 @@ class Recoverer:
     def block_name(self, cls: type) -> str:
         """The class's name, numbered if another class of that name was met first."""
         if cls not in self.block_names:
-            base = cls.__name__
+            base = cls.__name__.lstrip("_") or "Block"  # `_InvertedResidual`: no leading _
             name, k = base, 2
             while name in self.block_names.values():
                 name, k = f"{base}{k}", k + 1
@@ -255,6 +267,12 @@ def _module_paths(scope: Scope) -> list[str]:
 
 def _relative(parent: str, path: str) -> str:
     return path[len(parent) + 1 :] if parent else path
+
+
+def _identifier(text: str) -> str:
+    """A module name as a node name: `block1-0` -> `block1_0`, `0` -> `m0`."""
+    name = re.sub(r"\W", "_", text)
+    return name if name[:1].isalpha() else f"m{name}"
 
 
 def _fresh(base: str, taken: set[str]) -> str:

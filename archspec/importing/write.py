@@ -21,6 +21,13 @@ HEADER = """\
 # Imported by `archspec import {target}`: blocks are the model's module classes, their
 # parameters what differs between instances; module paths are the model's own.
 """
+
+
+class Expr(str):
+    """An expression of the spec's parameters (`planes * 4`, `i == 0`), written as it is;
+    a plain str in a node is a string value, written as a string literal (`'batch'`)."""
+
+
 NOTES = "__notes__"  # a block's (or the network's) comments on its parameters, by name
 LAYERS = ("linear", "conv2d")  # the ops whose `out` a constructor argument may set
 
@@ -87,7 +94,7 @@ def network_params(nodes: list[dict], init_args: dict[str, Any], taken: set[str]
         or name in names | taken
     ):
         return {}
-    layers[-1]["out"] = name
+    layers[-1]["out"] = Expr(name)
     return {name: {"type": "int", "default": value}}
 
 
@@ -111,22 +118,45 @@ def fold_repeats(nodes: list[dict]) -> list[dict]:
     """A `seq` whose items all call one block with arguments: a `repeat` of that block."""
     out = []
     for node in nodes:
+        if node.get("seq"):  # a sequence's own items first (ConvNeXt's stages in `features`)
+            node = {**node, "seq": fold_repeats(node["seq"])}
         items = node.get("seq")
         blocks = {i.get("block") for i in items or []}
+        key = _key_per_index([i.get("key") for i in items or []])
         if (
             items
             and len(items) > 1
             and len(blocks) == 1
             and None not in blocks
-            and not any(set(i) - {"block", "args"} for i in items)
+            and not any(set(i) - {"block", "args", "key"} for i in items)
+            and key is not False
+            and not (key and "key" in node)  # a keyed item: its own key, not its items'
         ):
             rest = {k: v for k, v in node.items() if k != "seq"}
             args = _per_index([i.get("args", {}) for i in items])
             node = {**rest, "block": items[0]["block"], "repeat": len(items)}
+            if key:
+                node = (
+                    {"name": node.pop("name"), "key": key, **node}
+                    if "name" in node
+                    else {"key": key, **node}
+                )
             if args:
                 node["args"] = args
         out.append(node)
     return out
+
+
+def _key_per_index(keys: list) -> Expr | bool | None:
+    """The items' keys as one expression of `i` (`'encoder_layer_' + str(i)`); None when
+    they are the positions; False when no expression says them."""
+    if all(k is None for k in keys):
+        return None
+    texts = [k[1:-1] if isinstance(k, str) and len(k) > 1 else None for k in keys]
+    prefix = texts[0][:-1] if texts[0] and texts[0].endswith("0") else None
+    if prefix is None or texts != [f"{prefix}{i}" for i in range(len(texts))]:
+        return False
+    return Expr(f"{prefix!r} + str(i)")
 
 
 def _per_index(calls: list[dict]) -> dict:
@@ -141,18 +171,44 @@ def _per_index(calls: list[dict]) -> dict:
             and values[0] != values[1]
             and len(set(values[1:])) == 1
         ):
-            out[key] = "i == 0" if values[0] else "i != 0"
+            out[key] = Expr("i == 0" if values[0] else "i != 0")
         elif len({repr(v) for v in values[1:]}) == 1:
-            out[key] = f"{_lit(values[0])} if i == 0 else {_lit(values[1])}"
+            out[key] = Expr(f"{_lit(values[0])} if i == 0 else {_lit(values[1])}")
         else:
-            out[key] = f"[{', '.join(_lit(v) for v in values)}][i]"
+            out[key] = Expr(f"[{', '.join(_lit(v) for v in values)}][i]")
     return out
 
 
 def _lit(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Expr):
+        return f"({value})" if not value.isidentifier() else str(value)
     return repr(value)
+
+
+REFERENCES = ("name", "op", "block", "inputs", "key", "seq")  # names, not values
+
+
+def _written(node):
+    """A node's values as the spec reads them: expressions as they are, strings quoted."""
+    if isinstance(node, list):
+        return [_written(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: (_name(v) if k in REFERENCES and k != "seq" else _value(v)) for k, v in node.items()}
+
+
+def _value(value):
+    if isinstance(value, Expr):
+        return str(value)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list):
+        return [_written(v) if isinstance(v, dict) else _value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _value(v) for k, v in value.items()}
+    return value
 
 
 def _class_name(name: str) -> str:
@@ -177,7 +233,7 @@ def spec_text(spec: dict, target: str) -> str:
         elif key == "nodes":
             lines.append("")
             lines.append("nodes:")
-            lines += _nodes(value, 2)
+            lines += _nodes(_written(value), 2)
         else:
             lines.append(f"{key}: {_flow(value)}")
     return "\n".join(lines) + "\n"
@@ -188,7 +244,7 @@ def _block(name: str, block: dict) -> list[str]:
     for key, value in block.items():
         if key == "nodes":
             lines.append("    nodes:")
-            lines += _nodes(value, 6)
+            lines += _nodes(_written(value), 6)
         elif key == "params":
             lines += _params(value, block.get(NOTES, {}), 4)
         elif key != NOTES:
@@ -227,7 +283,28 @@ def _nodes(nodes: list[dict], indent: int) -> list[str]:
 
 
 def _flow(value) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip()
+    text = yaml.dump(
+        value, Dumper=_Dumper, default_flow_style=True, width=10**9, sort_keys=False
+    ).strip()
     if text.endswith("\n...") or text.endswith("..."):
         text = text.rsplit("\n", 1)[0].strip()
     return re.sub(r"\s+", " ", text)
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML with a string holding a single quote (a string literal of the expression
+    language, `'batch'`) in double quotes: `"'batch'"`, as the bundled specs write it."""
+
+
+def _represent_str(dumper, data):
+    style = '"' if "'" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(Expr, _represent_str)
+
+
+def _name(value):
+    """A reference as written: names and keys as they are."""
+    return str(value) if isinstance(value, Expr) else value
