@@ -106,6 +106,63 @@ class Branchy(nn.Module):
         return x
 
 
+class NormAct(nn.BatchNorm2d):
+    """A batch norm that runs F.batch_norm on its own weights, then its activation."""
+
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        x = F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.1, self.eps
+        )
+        return self.act(x)
+
+
+class SameConv(nn.Conv2d):
+    """TensorFlow's "same" padding, computed from the input's size in forward."""
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        pad_h = max((-(h // -self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - h, 0)
+        pad_w = max((-(w // -self.stride[1]) - 1) * self.stride[1] + self.kernel_size[1] - w, 0)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class Split(nn.Module):
+    """Half the channels through a branch, a layer scale, a channel shuffle by views."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.branch = nn.Sequential(SameConv(channels // 2, channels // 2, 3), NormAct(channels // 2))
+        self.gamma = nn.Parameter(torch.full((channels // 2, 1, 1), 0.5))
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat([a, self.gamma * self.branch(b)], dim=1)
+        n, c, h, w = x.size()
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous()
+        return x.view(n, c, h, w)
+
+
+class Modern(nn.Module):
+    """Functions on a module's own weights, shapes read in forward, parameters, views."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = SameConv(3, 8, 3, stride=2)
+        self.units = nn.Sequential(Split(8), Split(8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.units(self.stem(x))
+        if x.shape[-1] > 1:  # a branch on a size: the traced run's
+            x = x.mean((2, 3))
+        return self.head(x)
+
+
 class Shared(nn.Module):
     def __init__(self):
         super().__init__()
@@ -161,6 +218,33 @@ def test_a_spatial_mean_is_a_global_pool_and_a_flatten(models):
     nodes = yaml.safe_load(imported.text)["nodes"]
     assert [n["op"] for n in nodes] == ["conv2d", "global_avg_pool", "flatten", "linear"]
     assert prove(imported.text, imported.model, (3, 8, 8)).ok
+
+
+def test_functions_on_own_weights_sizes_parameters_and_views_round_trip(models):
+    """A BatchNorm2d subclass calling F.batch_norm on its weights is a `batchnorm2d` keyed
+    as the module (its activation joins the parent); a conv padding by its input's size
+    is `pad` + `conv2d` at that size; `self.gamma` is a parameter; chunk, cat and the
+    view-transpose-view shuffle are `chunk`, `concat` and `channel_shuffle`."""
+    imported = import_model(f"{models}:Modern", (), (3, 15, 15))
+    spec = yaml.safe_load(imported.text)
+    assert [n["op"] for n in spec["nodes"][:2]] == ["pad", "conv2d"]
+    assert spec["nodes"][0]["after"] == [1, 1]  # 15 -> 8 at stride 2: one pixel after
+    split = spec["blocks"]["Split"]["nodes"]
+    assert [(n["name"], n.get("op")) for n in split] == [
+        ("gamma", "parameter"),  # reads nothing: listed first
+        ("chunk", "chunk"),
+        ("branch", None),
+        ("multiply", "multiply"),
+        ("concat", "concat"),
+        ("channel_shuffle", "channel_shuffle"),
+    ]
+    branch = split[2]["seq"]
+    assert [i.get("op") for i in branch] == ["pad", "conv2d", "batchnorm2d", "relu"]
+    # the modules keep their keys; the calls the model makes in forward take their op's
+    assert [i.get("key") for i in branch] == ["'pad'", "'0'", "'1'", None]
+    proof = prove(imported.text, imported.model, (3, 15, 15))
+    assert proof.ok, proof.problems
+    assert proof.keys == len(imported.model.state_dict()) == 20
 
 
 def test_unsupported_ops_are_reported_together_and_located(models):

@@ -25,9 +25,9 @@ TV = "torchvision.models"
 # (target, positional argument, input size, the spec's blocks, the spec's lines)
 REFERENCES = [
     (f"{TV}:resnet50", "", 64, ["Bottleneck"], 44),
-    (f"{TV}:resnext50_32x4d", "", 64, ["Bottleneck"], 44),
-    (f"{TV}:wide_resnet50_2", "", 64, ["Bottleneck"], 44),
-    (f"{TV}:efficientnet_b0", "", 64, ["MBConv", "MBConv_2", "SqueezeExcitation"], 66),
+    (f"{TV}:resnext50_32x4d", "", 64, ["Bottleneck"], 45),
+    (f"{TV}:wide_resnet50_2", "", 64, ["Bottleneck"], 45),
+    (f"{TV}:efficientnet_b0", "", 64, ["MBConv", "MBConv_2", "SqueezeExcitation"], 67),
     (
         f"{TV}:mobilenet_v3_small",
         "",
@@ -36,7 +36,7 @@ REFERENCES = [
         102,
     ),
     (f"{TV}:convnext_tiny", "", 64, ["CNBlock"], 44),
-    (f"{TV}:shufflenet_v2_x0_5", "", 64, ["InvertedResidual", "InvertedResidual_2"], 87),
+    (f"{TV}:shufflenet_v2_x0_5", "", 64, ["InvertedResidual", "InvertedResidual_2"], 88),
     (f"{TV}:vit_b_16", "", 224, ["Encoder", "EncoderBlock"], 44),
     (
         f"{TV}:swin_t",
@@ -45,13 +45,13 @@ REFERENCES = [
         ["PatchMerging", "ShiftedWindowAttention", "SwinTransformerBlock"],
         104,
     ),
-    ("test_seed_resnext50:tutorial_model", "", 224, ["BN_Conv2d", "ResNeXt_Block"], 40),
+    ("test_seed_resnext50:tutorial_model", "", 224, ["BN_Conv2d", "ResNeXt_Block"], 41),
     (f"{TV}:regnet_y_400mf", "", 64, ["ResBottleneckBlock", "SqueezeExcitation"], 88),
 ]
 POOL = "SelectAdaptivePool2d"
 TIMM = [  # residual, inverted residual, squeeze-excite, ghost, multi-branch, plain, ...
-    ("resnet50d", ["Bottleneck", "Bottleneck_2", POOL], 93),
-    ("efficientnet_b0", ["DepthwiseSeparableConv", "InvertedResidual", POOL, "SqueezeExcite"], 70),
+    ("resnet50d", ["Bottleneck", "Bottleneck_2", POOL], 94),
+    ("efficientnet_b0", ["DepthwiseSeparableConv", "InvertedResidual", POOL, "SqueezeExcite"], 71),
     (
         "mobilenetv3_large_100",
         [
@@ -64,9 +64,9 @@ TIMM = [  # residual, inverted residual, squeeze-excite, ghost, multi-branch, pl
             POOL,
             "SqueezeExcite",
         ],
-        138,
+        139,
     ),
-    ("mobilenetv2_100", ["DepthwiseSeparableConv", "InvertedResidual", POOL], 56),
+    ("mobilenetv2_100", ["DepthwiseSeparableConv", "InvertedResidual", POOL], 57),
     (
         "regnety_002",
         ["Bottleneck", "ClassifierHead", "ConvNormAct", "RegStage", "SEModule", POOL],
@@ -75,13 +75,13 @@ TIMM = [  # residual, inverted residual, squeeze-excite, ghost, multi-branch, pl
     (
         "ghostnet_100",
         ["ConvBnAct", "GhostBottleneck", "GhostModule", "GhostModule_2", POOL, "SqueezeExcite"],
-        114,
+        116,
     ),
     ("repvgg_a0", ["ClassifierHead", "ConvNormAct", "RepVggBlock", POOL], 50),
-    ("darknet17", ["ClassifierHead", "ConvNormAct", "DarkBlock", "DarkStage", POOL], 44),
+    ("darknet17", ["ClassifierHead", "ConvNormAct", "DarkBlock", "DarkStage", POOL], 45),
     ("vgg11", ["ClassifierHead", "ConvMlp", POOL], 54),
     ("lcnet_050", ["DepthwiseSeparableConv", POOL, "SqueezeExcite"], 54),
-    ("resnext26ts", ["BottleneckBlock", "ClassifierHead", "ConvNormAct", POOL], 52),
+    ("resnext26ts", ["BottleneckBlock", "ClassifierHead", "ConvNormAct", POOL], 53),
     ("semnasnet_050", ["DepthwiseSeparableConv", "InvertedResidual", POOL, "SqueezeExcite"], 76),
 ]
 
@@ -131,7 +131,8 @@ def test_timm_architectures_round_trip(name, blocks, lines):
 
 def test_torchvision_efficientnet_names_parameters_after_its_configuration():
     """MBConv takes an MBConvConfig: its fields (`kernel`, `stride`) and the module's own
-    `use_res_connect` name the parameters; `(kernel - 1) // 2` is the padding."""
+    `use_res_connect` name the parameters; `(kernel - 1) // 2` is the padding; the width
+    its constructor computes is a `let`."""
     import_torchvision()
     spec = yaml.safe_load(import_model(f"{TV}:efficientnet_b0", (), (3, 64, 64)).text)
     block = spec["blocks"]["MBConv_2"]
@@ -143,14 +144,16 @@ def test_torchvision_efficientnet_names_parameters_after_its_configuration():
         "stochastic_depth_prob": "float",
         "use_res_connect": "bool",
     }
+    # the expanded width, written three times, is the `let` MBConv.__init__ names
+    assert block["let"] == {"expanded_channels": "input_channels * 6"}
     depthwise = block["nodes"][0]["seq"][1]["seq"][0]
     assert depthwise == {
         "op": "conv2d",
-        "out": "input_channels * 6",
+        "out": "expanded_channels",
         "kernel": "kernel",
         "stride": "stride",
         "padding": "(kernel - 1) // 2",
-        "groups": "input_channels * 6",
+        "groups": "expanded_channels",
         "bias": False,
     }
     assert [n.get("when") for n in block["nodes"][1:]] == ["use_res_connect"] * 2

@@ -114,7 +114,11 @@ class BlockWriter:
             if report:
                 self.problem(template_scope, f"{exc}: one block per class cannot hold them")
             return False
+        lets = self.unifier.lets(nodes, set(order))
+        nodes = _with_lets(nodes, {expr: Expr(name) for name, expr in lets.items()})
         spec = self.spec(template_scope.cls, output, nodes)
+        if lets:
+            spec = {k: v for k, v in spec.items() if k != "nodes"} | {"let": lets, "nodes": nodes}
         self.blocks[name] = spec
         for (scope, _), values in zip(kept, self.unifier.args, strict=True):
             self.call_args[id(scope)] = values
@@ -207,6 +211,8 @@ class _Unifier:
         self.notes: dict[str, str] = {}  # parameter -> why the importer named it so
         self.args: list[dict[str, Any]] = [{} for _ in modules]
         self.flags: dict[str, list[bool]] = {}  # flag -> where its node is present
+        self.formulas: dict[str, list] = {}  # expression -> (instance, value) where known
+        self.locals = [getattr(init_args, "locals", {}).get(id(m), {}) for m in modules]
 
     def unify(self, where: str, values: list):
         """A literal when every present instance agrees, else an expression of parameters;
@@ -234,6 +240,8 @@ class _Unifier:
         self.params.setdefault(name, _type(column[0]))
         for instance, value in zip(self.args, column, strict=True):
             instance[name] = value
+        if not expr.isidentifier():  # a computed value: a `let` if `__init__` named it
+            self.formulas.setdefault(expr, [(k, v) for k, v in enumerate(values) if v is not None])
         return Expr(expr)
 
     def match(self, values: list) -> tuple[str | None, str | None, list]:
@@ -250,6 +258,31 @@ class _Unifier:
             if kind is int and (expr := _formula(arg, column, known)) is not None:
                 return expr, arg, column
         return None, None, values
+
+    def lets(self, nodes: list[dict], taken: set[str]) -> dict[str, Expr]:
+        """A value computed from the parameters and written more than once, under the
+        name the constructor gave it (`width = int(planes * (base_width / 64.0)) * groups`
+        is `let: {width: planes * 2}`)."""
+        found: dict[str, Expr] = {}
+        for expr, known in self.formulas.items():
+            if _count(nodes, expr) < 2:
+                continue
+            name = next(
+                (
+                    n
+                    for n in self.locals[0]
+                    if all(self.locals[k].get(n) == v for k, v in known)
+                    and n not in self.params
+                    and n not in taken
+                    and n not in found
+                    and n not in SHADOWING
+                    and not keyword.iskeyword(n)
+                ),
+                None,
+            )
+            if name is not None:
+                found[name] = Expr(expr)
+        return found
 
     def follow(self, values: list) -> tuple[str | None, str | None, list]:
         """An expression of a parameter already made whose values these follow (a second
@@ -306,6 +339,24 @@ def _formula(arg: str, column: list, known: list[tuple[int, Any]]) -> str | None
         if all(f(column[k]) == v for k, v in known):
             return expr
     return None
+
+
+def _count(value, expr: str) -> int:
+    """How often an expression is written in nodes."""
+    if isinstance(value, dict):
+        return sum(_count(v, expr) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count(v, expr) for v in value)
+    return int(isinstance(value, Expr) and value == expr)
+
+
+def _with_lets(value, names: dict[str, Expr]):
+    """Nodes with each hoisted expression replaced by its `let` name."""
+    if isinstance(value, dict):
+        return {k: _with_lets(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_lets(v, names) for v in value]
+    return names.get(value, value) if isinstance(value, Expr) else value
 
 
 def _main_path_first(node: dict, template: list[dict]) -> None:

@@ -128,25 +128,39 @@ def _arguments(args: tuple[str, ...]) -> tuple[list[Any], dict[str, Any]]:
 
 
 @contextmanager
-def _recording_init_args() -> Iterator[dict[int, dict[str, Any]]]:
+def _recording_init_args() -> Iterator[Recorded]:
     """Record the arguments every nn.Module's own `__init__` is called with (the outermost
-    call per module: a subclass's, not its bases'), without changing any class."""
+    call per module: a subclass's, not its bases'), and the ints it computed by the time
+    it returns (`width = planes * ...`), without changing any class."""
     import torch
 
-    found: dict[int, dict[str, Any]] = {}
+    found = Recorded()
+    frames: dict[int, Any] = {}  # id(module) -> its outermost __init__ frame
     alive: list = []  # every module met, held so no id is reused while recording
     module_type = torch.nn.Module
 
     def profile(frame, event, arg):
-        if event != "call" or frame.f_code.co_name != "__init__":
+        if frame.f_code.co_name != "__init__" or event not in ("call", "return"):
             return
         self = frame.f_locals.get("self")
-        if isinstance(self, module_type) and id(self) not in found:
+        if not isinstance(self, module_type):
+            return
+        if event == "return":
+            if frames.get(id(self)) is frame:
+                named = found[id(self)]
+                found.locals[id(self)] = {
+                    k: v
+                    for k, v in frame.f_locals.items()
+                    if type(v) is int and k not in named and k.isidentifier()
+                }
+            return
+        if id(self) not in found:
             info = inspect.getargvalues(frame)
             values = {n: info.locals[n] for n in info.args[1:] if n in info.locals}
             if info.keywords:
                 values.update(info.locals.get(info.keywords) or {})
             found[id(self)] = values
+            frames[id(self)] = frame
             alive.append(self)
 
     previous = sys.getprofile()
@@ -155,6 +169,14 @@ def _recording_init_args() -> Iterator[dict[int, dict[str, Any]]]:
         yield found
     finally:
         sys.setprofile(previous)
+
+
+class Recorded(dict):
+    """Constructor arguments by id(module); `locals`: the ints each `__init__` computed."""
+
+    def __init__(self):
+        super().__init__()
+        self.locals: dict[int, dict[str, int]] = {}
 
 
 def _located(exc: BaseException, message: str):

@@ -120,6 +120,7 @@ class Recoverer:
         """The scope's nodes and the name of its output where it is not the last node."""
         names: dict[str, str] = {x: "x"}  # fx value -> node name in this list
         nodes: list[dict] = []
+        sources: list[dict] = []  # parameters and constants
         prev = x
         taken = {_relative(scope.path, p) for p in _module_paths(scope)} | {"x"}
         for e in scope.entries:
@@ -138,8 +139,14 @@ class Recoverer:
                 node["inputs"] = refs[0] if len(refs) == 1 and not _is_join(node) else refs
             value = _output(e)
             names[value] = node["name"]
+            if node.get("op") in SOURCES:  # reads nothing: first in the list, off the chain
+                sources.append(node)
+                continue
             prev = value
             nodes.append(node)
+        if sources and nodes and "inputs" not in nodes[0]:
+            nodes[0] = {**nodes[0], "inputs": "x"}  # not the source listed before it
+        nodes = sources + nodes
         if scope.output and scope.output != prev:
             ref = _ref(names, scope.output)
             if ref is None or ref == "x":
@@ -212,7 +219,7 @@ class Recoverer:
             if name is not None and name != str(k):
                 node = {"key": repr(name), **node}  # an expression: a string literal
             items.append(node)
-        return {"seq": items}
+        return {"seq": _keyed(items)}
 
     def block_name(self, cls: type) -> str:
         """The class's name, numbered if another class of that name was met first."""
@@ -223,6 +230,28 @@ class Recoverer:
                 name, k = f"{base}{k}", k + 1
             self.block_names[cls] = name
         return self.block_names[cls]
+
+
+SOURCES = ("parameter", "relative_position_index")  # ops that read no tensor
+
+
+def _keyed(items: list[dict]) -> list[dict]:
+    """Sequence items where some carry a module's key (`'0'` after a call the model makes
+    in forward): the others keyed after their op, so no position repeats a key."""
+    keys = {i["key"] for i in items if "key" in i}
+    if not keys:
+        return items
+    out = []
+    for k, item in enumerate(items):
+        if "key" not in item and repr(str(k)) in keys:
+            base, n = item.get("op", "item"), 1
+            key = repr(base)
+            while key in keys:
+                key, n = repr(f"{base}_{n}"), n + 1
+            keys.add(key)
+            item = {"key": key, **item}
+        out.append(item)
+    return out
 
 
 def _one_op(scope: Scope) -> bool:
