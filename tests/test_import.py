@@ -136,7 +136,8 @@ class Split(nn.Module):
 
     def __init__(self, channels):
         super().__init__()
-        self.branch = nn.Sequential(SameConv(channels // 2, channels // 2, 3), NormAct(channels // 2))
+        half = channels // 2
+        self.branch = nn.Sequential(SameConv(half, half, 3), NormAct(half))
         self.gamma = nn.Parameter(torch.full((channels // 2, 1, 1), 0.5))
 
     def forward(self, x):
