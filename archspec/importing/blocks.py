@@ -16,7 +16,7 @@ from typing import Any
 
 from archspec.errors import Diagnostic, Pos
 from archspec.importing.recover import INSTANCE, Recoverer, Scope
-from archspec.importing.write import NOTES, Expr
+from archspec.importing.write import NOTES, Expr, summary
 from archspec.spec import SHADOWING
 
 
@@ -127,7 +127,7 @@ class BlockWriter:
     def spec(self, cls: type, output: str | None, nodes: list[dict]) -> dict[str, Any]:
         """The block's mapping: doc, params (with the importer's notes), output, nodes."""
         spec: dict[str, Any] = {}
-        if doc := _doc(cls):
+        if doc := summary(cls):
             spec["doc"] = doc
         if self.unifier.params:
             spec["params"] = self.unifier.params
@@ -373,9 +373,8 @@ def _main_path_first(node: dict, template: list[dict]) -> None:
 
 def _named_values(module, init_args: dict[str, Any]) -> dict[str, Any]:
     """What a parameter can be named after, first match first: the constructor's
-    arguments, the fields of a configuration object passed to it (torchvision's
-    `MBConvConfig`: `out_channels`, `kernel`), then the module's own plain attributes
-    (`use_res_connect`)."""
+    arguments, the fields of a configuration object passed to it (a block's settings:
+    `out_channels`, `kernel`), then the module's own plain attributes (`use_res_connect`)."""
     found = dict(init_args)
     configs = [_fields(v) for v in init_args.values() if _is_config(v)]
     for source in (*configs, vars(module) if module is not None else {}):
@@ -467,8 +466,3 @@ def _at(value, key):
 
 def _type(value) -> str:
     return {bool: "bool", int: "int", float: "float"}.get(type(value), "str")
-
-
-def _doc(cls: type) -> str:
-    text = (cls.__doc__ or "").strip()
-    return " ".join(text.split("\n\n")[0].split()) if text else ""

@@ -43,7 +43,7 @@ def network_spec(
     """The whole spec as plain data, repeats folded; `init_args` are the model's own
     constructor arguments (what its network parameters may be named after)."""
     spec: dict[str, Any] = {"name": _class_name(cls.__name__)}
-    doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    doc = summary(cls)
     if doc:
         spec["doc"] = doc
     c, h, w = input_shape
@@ -60,6 +60,13 @@ def network_spec(
         spec["output"] = output
     spec["nodes"] = nodes
     return spec
+
+
+def summary(cls: type) -> str:
+    """A class's docstring as a spec's `doc`: its first paragraph, up to an `Args:` list."""
+    text = (cls.__doc__ or "").strip().split("\n\n")[0]
+    text = re.split(r"\n\s*(?:Args|Arguments|Parameters|Returns|Example)s?:?\s*\n?", text)[0]
+    return " ".join(text.split())
 
 
 def network_params(nodes: list[dict], init_args: dict[str, Any], taken: set[str]) -> dict:
@@ -118,7 +125,7 @@ def fold_repeats(nodes: list[dict]) -> list[dict]:
     """A `seq` whose items all call one block with arguments: a `repeat` of that block."""
     out = []
     for node in nodes:
-        if node.get("seq"):  # a sequence's own items first (ConvNeXt's stages in `features`)
+        if node.get("seq"):  # a sequence's own items first (stages within a sequence)
             node = {**node, "seq": fold_repeats(node["seq"])}
         items = node.get("seq")
         blocks = {i.get("block") for i in items or []}
