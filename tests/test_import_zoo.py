@@ -10,11 +10,9 @@ any size, 224x224 where it needs it (ViT's position embedding, the tutorial's 7x
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import yaml
-from test_mobilenet import _no_fake, import_torchvision
+from test_mobilenet import import_torchvision, import_with_stub
 
 from archspec.importing import import_model
 from archspec.importing.prove import TOLERANCE, prove
@@ -87,17 +85,9 @@ TIMM = [  # residual, inverted residual, squeeze-excite, ghost, multi-branch, pl
 
 
 def import_timm():
-    """timm, with `register_fake` patched out while it (and torchvision) import."""
+    """timm (after torchvision: it imports it), with `register_fake` patched out."""
     import_torchvision()
-    if importlib.util.find_spec("timm") is None:
-        pytest.skip("timm is not installed")
-    original = torch.library.register_fake
-    torch.library.register_fake = _no_fake
-    try:
-        import timm
-    finally:
-        torch.library.register_fake = original
-    return timm
+    return import_with_stub("timm")
 
 
 def assert_round_trip(target, args, size, blocks, lines):

@@ -41,16 +41,21 @@ def _no_fake(name, fn=None, *args, **kwargs):
 
 def import_torchvision():
     """torchvision, with `register_fake` patched out while it imports; skip if absent."""
+    return import_with_stub("torchvision")
+
+
+def import_with_stub(name: str):
+    """A library whose compiled ops are built for another torch (torchvision, timm), with
+    `register_fake` patched out while it imports; skip if absent."""
     torch = pytest.importorskip("torch")
-    if importlib.util.find_spec("torchvision") is None:
-        pytest.skip("torchvision is not installed")
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
     original = torch.library.register_fake
     torch.library.register_fake = _no_fake
     try:
-        import torchvision
+        return importlib.import_module(name)
     finally:
         torch.library.register_fake = original
-    return torchvision
 
 
 def on_meta(build, *args, **kwargs):

@@ -245,19 +245,10 @@ class _Unifier:
         return Expr(expr)
 
     def match(self, values: list) -> tuple[str | None, str | None, list]:
-        """`arg` or `arg * k` for a constructor argument whose values these follow (in the
-        instances where the node is present: None marks the others)."""
-        known = [(k, v) for k, v in enumerate(values) if v is not None]
-        kind = type(known[0][1])
-        for arg in self.inits[0]:
-            column = [i.get(arg) for i in self.inits]
-            if not all(type(c) is kind for c in column):
-                continue
-            if all(column[k] == v for k, v in known):
-                return arg, arg, column
-            if kind is int and (expr := _formula(arg, column, known)) is not None:
-                return expr, arg, column
-        return None, None, values
+        """`arg`, `arg * k`, ... for a constructor argument whose values these follow (in
+        the instances where the node is present: None marks the others)."""
+        columns = ((a, [i.get(a) for i in self.inits]) for a in self.inits[0])
+        return _following(columns, values)
 
     def lets(self, nodes: list[dict], taken: set[str]) -> dict[str, Expr]:
         """A value computed from the parameters and written more than once, under the
@@ -287,17 +278,7 @@ class _Unifier:
     def follow(self, values: list) -> tuple[str | None, str | None, list]:
         """An expression of a parameter already made whose values these follow (a second
         size that is always the first, or twice it)."""
-        known = [(k, v) for k, v in enumerate(values) if v is not None]
-        kind = type(known[0][1])
-        for name in list(self.params):
-            column = [a.get(name) for a in self.args]
-            if not all(type(c) is kind for c in column):
-                continue
-            if all(column[k] == v for k, v in known):
-                return name, name, column
-            if kind is int and (expr := _formula(name, column, known)) is not None:
-                return expr, name, column
-        return None, None, values
+        return _following(((n, [a.get(n) for a in self.args]) for n in list(self.params)), values)
 
     def flag(self, node: str, present: list[bool]) -> str:
         """A node present in some instances: under a constructor argument that is None
@@ -320,6 +301,21 @@ class _Unifier:
         for instance, p in zip(self.args, present, strict=True):
             instance[name] = p
         return Expr(name)
+
+
+def _following(columns, values: list) -> tuple[str | None, str | None, list]:
+    """The first (name, per-instance values) whose values these equal or follow by a
+    formula, as (expression, name, its values); else (None, None, values)."""
+    known = [(k, v) for k, v in enumerate(values) if v is not None]
+    kind = type(known[0][1])
+    for name, column in columns:
+        if not all(type(c) is kind for c in column):
+            continue
+        if all(column[k] == v for k, v in known):
+            return name, name, column
+        if kind is int and (expr := _formula(name, column, known)) is not None:
+            return expr, name, column
+    return None, None, values
 
 
 def _formula(arg: str, column: list, known: list[tuple[int, Any]]) -> str | None:
