@@ -1,9 +1,10 @@
 """`archspec import` over published models: every bundled network's PyTorch reference
-(torchvision's ResNet, ResNeXt, Wide ResNet, EfficientNet, MobileNetV3, ConvNeXt,
-ShuffleNetV2 and ViT, and the seed tutorial ResNeXt) and timm architectures chosen for
-variety. Each becomes a spec whose rebuilt PyTorch module loads the model's state dict
-strictly and agrees with it (1e-5 of the output's scale), with the model's counts; its
-blocks are the model's module classes (`Name_2` where a class is built two ways).
+(torchvision's ResNet, ResNeXt, Wide ResNet, EfficientNet and EfficientNetV2, MobileNetV3,
+ConvNeXt, ShuffleNetV2, RegNet, ViT and Swin, and the seed tutorial ResNeXt) and timm
+architectures chosen for variety. Each becomes a spec whose rebuilt PyTorch module loads
+the model's state dict strictly and agrees with it (1e-5 of the output's scale), with the
+model's counts; its blocks are the model's module classes (`Name_2` where a class is
+built two ways).
 
 Randomly initialised models (nothing is downloaded); 64x64 inputs where the model takes
 any size, 224x224 where it needs it (ViT's position embedding, the tutorial's 7x7 pool)."""
@@ -32,6 +33,27 @@ REFERENCES = [
         64,
         ["InvertedResidual", "InvertedResidual_2", "InvertedResidual_3", "SqueezeExcitation"],
         102,
+    ),
+    (
+        f"{TV}:efficientnet_v2_s",
+        "",
+        64,
+        ["FusedMBConv", "FusedMBConv_2", "MBConv", "SqueezeExcitation"],
+        90,
+    ),
+    (
+        f"{TV}:mobilenet_v3_large",
+        "",
+        64,
+        [
+            "InvertedResidual",
+            "InvertedResidual_2",
+            "InvertedResidual_3",
+            "InvertedResidual_4",
+            "InvertedResidual_5",
+            "SqueezeExcitation",
+        ],
+        140,
     ),
     (f"{TV}:convnext_tiny", "", 64, ["CNBlock"], 44),
     (f"{TV}:shufflenet_v2_x0_5", "", 64, ["InvertedResidual", "InvertedResidual_2"], 88),
