@@ -73,7 +73,7 @@ def _weights(node, positions: dict[str, int]) -> tuple[str | None, dict[str, Any
         if source is not None:
             path = source.target.rpartition(".")[0]
             owners.add(path)
-            found[name] = source.meta.get("value")
+            found[name] = value_of(source)
         else:
             found[name] = None
     if len(owners) > 1:
@@ -328,7 +328,7 @@ def _indexing(node, source, index) -> Call:
         return Call("select", {"index": rest[0], "axis": 0}, [source.name])
     if not all(isinstance(i, slice) for i in rest):
         raise Unsupported("indexing with tensors or several integers")
-    shape = _value(source).shape[1:]
+    shape = value_of(source).shape[1:]
     axes, start, stop, step = [], [], [], []
     for k, s in enumerate(rest):
         first, end, stride = s.indices(shape[k])
@@ -350,7 +350,7 @@ def _pad(node) -> Call:
     if mode != "constant":
         raise Unsupported(f"mode={mode!r} (archspec pads with a constant)")
     widths = list(_arg(node, 1, "pad", None))
-    rank = _value(node.args[0]).dim() - 1
+    rank = value_of(node.args[0]).dim() - 1
     axes, before, after = [], [], []
     for k in range(len(widths) // 2):  # pairs from the last axis backwards
         b, e = widths[2 * k], widths[2 * k + 1]
@@ -394,7 +394,7 @@ def _flatten(node, x: list[str]) -> Call:
 
 
 def _transpose(node, ops) -> Call:
-    rank = _value(node.args[0]).dim()
+    rank = value_of(node.args[0]).dim()
     a, b = (d % rank for d in node.args[1:3])
     dims = list(range(rank))
     dims[a], dims[b] = dims[b], dims[a]
@@ -402,7 +402,7 @@ def _transpose(node, ops) -> Call:
 
 
 def _expand(node, ops) -> Alias:
-    before, after = _value(node.args[0]).shape, _value(node).shape
+    before, after = value_of(node.args[0]).shape, value_of(node).shape
     if before[0] == 1 and before[1:] == after[1:]:
         return Alias(node.args[0].name)  # a leading 1 to the batch: what add and concat do
     raise Unsupported("an expand of other axes than a leading 1")
@@ -415,7 +415,7 @@ def _chunk(node, ops) -> Call:
 
 def _split(node, ops) -> Call:
     dim = axis(_arg(node, 2, "dim", 0))
-    sizes = [part.shape[dim + 1] for part in _value(node)]
+    sizes = [part.shape[dim + 1] for part in value_of(node)]
     return Call("split", {"sizes": sizes, "axis": dim}, tensor_args(node, 1))
 
 
@@ -448,7 +448,7 @@ _NEEDS_OPS: set = {_getitem}  # handlers that read what earlier values were lift
 
 
 def _permute(node, dims: list[int]) -> Call:
-    rank = _value(node.args[0]).dim()
+    rank = value_of(node.args[0]).dim()
     dims = [d % rank for d in dims]
     if dims[0] != 0:
         raise Unsupported("a permutation that moves the batch axis")
@@ -457,7 +457,7 @@ def _permute(node, dims: list[int]) -> Call:
 
 def _reshape(node) -> Call:
     """The sizes the run made: a `flatten` when it only merges neighbouring axes."""
-    before, after = list(_value(node.args[0]).shape), list(_value(node).shape)
+    before, after = list(value_of(node.args[0]).shape), list(value_of(node).shape)
     if before[0] != after[0]:
         raise Unsupported("a reshape that moves values across the batch axis")
     before, after = before[1:], after[1:]
@@ -472,8 +472,8 @@ def _reshape(node) -> Call:
 
 
 # -- arguments ------------------------------------------------------------------------------
-def _value(node):
-    """The node's value in the real run (capture.py); lifting needs it for sizes."""
+def value_of(node):
+    """The node's value in the real run (tracer.py); lifting needs it for sizes."""
     value = node.meta.get("value")
     if value is None:
         raise Unsupported("its value could not be computed beside the trace")

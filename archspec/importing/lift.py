@@ -22,6 +22,7 @@ from archspec.importing.calls import (
     lift_method,
     own_weight_functions,
     tensor_args,
+    value_of,
 )
 from archspec.importing.modules import Unsupported, lift_module
 from archspec.importing.patterns import fold_patterns
@@ -221,7 +222,7 @@ def _parameter(node, modules: dict[str, Any], scopes) -> Lifted:
     owner = modules.get(path)
     if owner is None or attr not in dict(owner.named_parameters(recurse=False)):
         raise Unsupported(f"reading `{node.target}` (not a parameter) directly in forward")
-    shape = list(node.meta["value"].shape)
+    shape = list(value_of(node).shape)
     attrs: dict[str, Any] = {"shape": shape}
     if len(shape) >= 3 and shape[0] == 1:
         attrs = {"shape": shape[1:], "batch_axis": True}

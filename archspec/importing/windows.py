@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from archspec.importing.calls import value_of
 from archspec.importing.modules import Unsupported
 
 LIBRARY = "torchvision."
@@ -60,7 +61,7 @@ def _relative_position_bias(node, make) -> list:
     w = _Writer(node, make)
     table, index = _weight_path(node.args[0]), _weight_path(node.args[1])
     window = list(_arg(node, 2, "window_size"))
-    shape = list(node.args[0].meta["value"].shape)
+    shape = list(value_of(node.args[0]).shape)
     w.add("parameter", {"shape": shape}, [], table, [table.rpartition(".")[2]])
     w.add("relative_position_index", {"window": window}, [], index, [index.rpartition(".")[2]])
     return w.items  # read by the attention as `<call>_0` and `<call>_1`
@@ -70,7 +71,7 @@ def _shifted_window_attention(node, make) -> list:
     if _arg(node, 11, "logit_scale") is not None:
         raise Unsupported("cosine attention (a logit scale)")
     x = node.args[0]
-    h, wd, c = x.meta["value"].shape[1:]
+    h, wd, c = value_of(x).shape[1:]
     window, heads = list(_arg(node, 4, "window_size")), _arg(node, 5, "num_heads")
     shift = list(_arg(node, 6, "shift_size"))
     pad = [(window[0] - h % window[0]) % window[0], (window[1] - wd % window[1]) % window[1]]
@@ -117,14 +118,14 @@ def _shifted_window_attention(node, make) -> list:
 def _linear(w: _Writer, weight, x: str, bias) -> str:
     """The linear layer whose weight the function was given, keyed by its module."""
     path = _weight_path(weight).rpartition(".")[0]
-    out = weight.meta["value"].shape[0]
+    out = value_of(weight).shape[0]
     params = ["weight"] + (["bias"] if bias is not None else [])
     return w.add("linear", {"out": out, "bias": bias is not None}, [x], path, params)
 
 
 def _patch_merging_pad(node, make) -> list:
     x = node.args[0]
-    h, wd = x.meta["value"].shape[-3:-1]
+    h, wd = value_of(x).shape[-3:-1]
     w = _Writer(node, make)
     prev = x.name
     if h % 2 or wd % 2:
