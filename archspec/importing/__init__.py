@@ -26,9 +26,10 @@ class Imported:
 def import_model(target: str, args: tuple[str, ...], input_shape: tuple[int, ...]) -> Imported:
     """Trace TARGET and recover its spec; every unsupported op is reported at once."""
     from archspec.importing.blocks import BlockWriter
+    from archspec.importing.calls import base
     from archspec.importing.capture import load_model, trace
     from archspec.importing.lift import lift
-    from archspec.importing.recover import Recoverer, base, scope_tree, wire
+    from archspec.importing.recover import Recoverer, scope_tree, wire
     from archspec.importing.write import network_spec, spec_text
 
     model, init_args = load_model(target, args)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from archspec.importing.modules import Unsupported, axis, pair
+from archspec.importing.modules import Unsupported, avg_pool, axis, max_pool, pair
 
 
 @dataclass
@@ -38,8 +38,14 @@ class Alias:
     of: str
 
 
+LIFTED_AS = "archspec_op"  # node.meta key: the op a traced value was lifted as
 MULTI_OUTPUT = ("chunk", "split")  # their parts are read as `node[k]`
 THROUGH = ("contiguous", "clone", "detach", "to", "type_as", "float")  # same values
+
+
+def base(value: str) -> str:
+    """The fx value a reference reads a part of (`chunk_1` for `chunk_1[0]`)."""
+    return value.partition("[")[0]
 
 
 def tensor_args(node, count: int | None = None) -> list[str]:
@@ -62,8 +68,11 @@ def weight_source(arg):
 
 
 # -- functions on a module's own weights ------------------------------------------------------
-def _weights(node, positions: dict[str, int]) -> tuple[str | None, dict[str, Any]]:
-    """The module the weight arguments belong to, and each one (None where absent)."""
+def _weights(
+    node, positions: dict[str, int], required: str | None = None
+) -> tuple[str | None, dict[str, Any]]:
+    """The module the weight arguments belong to, and each one (None where absent);
+    `required` says what is missing when any is absent (then any absent one is refused)."""
     owners, found = set(), {}
     for name, index in positions.items():
         arg = node.args[index] if len(node.args) > index else node.kwargs.get(name)
@@ -78,13 +87,14 @@ def _weights(node, positions: dict[str, int]) -> tuple[str | None, dict[str, Any
             found[name] = None
     if len(owners) > 1:
         raise Unsupported("weights of several modules in one call")
+    if required is not None and (not owners or None in found.values()):
+        raise Unsupported(required)
     return (owners.pop() if owners else None), found
 
 
 def _own_batch_norm(node) -> Call:
-    owner, w = _weights(node, {"running_mean": 1, "running_var": 2, "weight": 3, "bias": 4})
-    if owner is None or None in w.values():
-        raise Unsupported("batch norm without affine weights or running statistics")
+    stats = {"running_mean": 1, "running_var": 2, "weight": 3, "bias": 4}
+    owner, _ = _weights(node, stats, "batch norm without affine weights or running statistics")
     if _arg(node, 5, "training", False):
         raise Unsupported("batch norm that always uses the batch's statistics")
     momentum = _arg(node, 6, "momentum", 0.1)
@@ -97,9 +107,7 @@ def _own_batch_norm(node) -> Call:
 
 
 def _own_layer_norm(node) -> Call:
-    owner, w = _weights(node, {"weight": 2, "bias": 3})
-    if owner is None or None in w.values():
-        raise Unsupported("layer norm without affine weights")
+    owner, _ = _weights(node, {"weight": 2, "bias": 3}, "layer norm without affine weights")
     shape = list(_arg(node, 1, "normalized_shape", None))
     return Call(
         "layer_norm",
@@ -110,9 +118,7 @@ def _own_layer_norm(node) -> Call:
 
 
 def _own_group_norm(node) -> Call:
-    owner, w = _weights(node, {"weight": 2, "bias": 3})
-    if owner is None or None in w.values():
-        raise Unsupported("group norm without affine weights")
+    owner, _ = _weights(node, {"weight": 2, "bias": 3}, "group norm without affine weights")
     attrs = {"groups": _arg(node, 1, "num_groups", None), "eps": _arg(node, 4, "eps", 1e-5)}
     return Call("group_norm", attrs, tensor_args(node, 1), owner)
 
@@ -161,15 +167,15 @@ def own_weight_functions() -> dict:
 
 
 # -- functions ------------------------------------------------------------------------------
-def lift_function(node, ops: dict[str, str]) -> Call | Alias:
-    """A call_function node (`ops`: the op each earlier fx value was lifted as)."""
+def lift_function(node) -> Call | Alias:
+    """A call_function node."""
     t = node.target
     handler = own_weight_functions().get(t) or _functions().get(t)
     if handler is None and getattr(t, "__name__", "") == "stochastic_depth":
         handler = _stochastic_depth if "torchvision" in t.__module__ else None
     if handler is None:
         raise Unsupported("no archspec primitive for this function")
-    return handler(node, ops) if handler in _NEEDS_OPS else handler(node)
+    return handler(node)
 
 
 def _unary(op: str):
@@ -240,12 +246,7 @@ def _functions() -> dict:
 
 def _as_method(name: str):
     """`torch.permute(x, ...)` as `x.permute(...)` (the same arguments after the tensor)."""
-
-    def lift_as_method(node, ops) -> Call | Alias:
-        return _METHODS[name](node, ops)
-
-    _NEEDS_OPS.add(lift_as_method)
-    return lift_as_method
+    return lambda node: _METHODS[name](node)
 
 
 def _stochastic_depth(node) -> Call:
@@ -261,31 +262,18 @@ def _adaptive_avg_pool(node) -> Call:
 
 
 def _max_pool(node) -> Call:
-    if _arg(node, 6, "return_indices", False):
-        raise Unsupported("return_indices=True")
-    kernel = _arg(node, 1, "kernel_size", None)
-    attrs = {
-        "kernel": pair(kernel),
-        "stride": pair(_arg(node, 2, "stride", None) or kernel),
-        "padding": pair(_arg(node, 3, "padding", 0)),
-        "dilation": pair(_arg(node, 4, "dilation", 1)),
-        "ceil_mode": _arg(node, 5, "ceil_mode", False),
-    }
-    return Call("max_pool2d", attrs, tensor_args(node, 1))
+    names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    defaults = (None, None, 0, 1, False, False)
+    args = [_arg(node, k + 1, n, d) for k, (n, d) in enumerate(zip(names, defaults, strict=True))]
+    return Call("max_pool2d", max_pool(*args), tensor_args(node, 1))
 
 
 def _avg_pool(node) -> Call:
-    if _arg(node, 6, "divisor_override", None) is not None:
-        raise Unsupported("divisor_override")
-    kernel = _arg(node, 1, "kernel_size", None)
-    attrs = {
-        "kernel": pair(kernel),
-        "stride": pair(_arg(node, 2, "stride", None) or kernel),
-        "padding": pair(_arg(node, 3, "padding", 0)),
-        "ceil_mode": _arg(node, 4, "ceil_mode", False),
-        "count_include_pad": _arg(node, 5, "count_include_pad", True),
-    }
-    return Call("avg_pool2d", attrs, tensor_args(node, 1))
+    names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+    defaults = (None, None, 0, False, True)
+    args = [_arg(node, k + 1, n, d) for k, (n, d) in enumerate(zip(names, defaults, strict=True))]
+    divisor = _arg(node, 6, "divisor_override", None)
+    return Call("avg_pool2d", avg_pool(*args, divisor), tensor_args(node, 1))
 
 
 def _divide(node) -> Call:
@@ -303,13 +291,13 @@ def _multiply(node) -> Call:
     raise Unsupported("a product that is not of two tensors or a tensor and a number")
 
 
-def _getitem(node, ops: dict[str, str]) -> Call | Alias:
+def _getitem(node) -> Call | Alias:
     """A part of a chunk or split, the attention output of a MultiheadAttention call, or
     indexing of per-sample axes (`x[:, 0]`, `x[:, :c]`)."""
     source, index = node.args
     if not hasattr(source, "op"):
         raise Unsupported("indexing of a value that is not a tensor")
-    kind = ops.get(source.name)
+    kind = source.meta.get(LIFTED_AS)
     if kind in MULTI_OUTPUT and isinstance(index, int):
         return Alias(f"{source.name}[{index}]")
     if kind == "multihead_attention":
@@ -368,19 +356,19 @@ def _pad(node) -> Call:
 
 
 # -- tensor methods -----------------------------------------------------------------------
-def lift_method(node, ops: dict[str, str]) -> Call | Alias:
+def lift_method(node) -> Call | Alias:
     """A call_method node: `x.relu()`, `x.view(...)`, `x.chunk(2, 1)`."""
     handler = _METHODS.get(node.target)
     if handler is None:
         raise Unsupported("no archspec primitive for this tensor method")
-    return handler(node, ops)
+    return handler(node)
 
 
 def _method_unary(op: str):
-    return lambda node, ops: Call(op, {}, tensor_args(node, 1))
+    return lambda node: Call(op, {}, tensor_args(node, 1))
 
 
-def _mean(node, ops) -> Call:
+def _mean(node) -> Call:
     dims = _arg(node, 1, "dim", None)
     if sorted(_as_list(dims)) not in ([2, 3], [-2, -1]):
         raise Unsupported("a mean over other axes than the spatial ones")
@@ -393,7 +381,7 @@ def _flatten(node, x: list[str]) -> Call:
     return Call("flatten", {"start": axis(start), "end": axis(end)}, x)
 
 
-def _transpose(node, ops) -> Call:
+def _transpose(node) -> Call:
     rank = value_of(node.args[0]).dim()
     a, b = (d % rank for d in node.args[1:3])
     dims = list(range(rank))
@@ -401,25 +389,25 @@ def _transpose(node, ops) -> Call:
     return _permute(node, dims)
 
 
-def _expand(node, ops) -> Alias:
+def _expand(node) -> Alias:
     before, after = value_of(node.args[0]).shape, value_of(node).shape
     if before[0] == 1 and before[1:] == after[1:]:
         return Alias(node.args[0].name)  # a leading 1 to the batch: what add and concat do
     raise Unsupported("an expand of other axes than a leading 1")
 
 
-def _chunk(node, ops) -> Call:
+def _chunk(node) -> Call:
     chunks, dim = _arg(node, 1, "chunks", None), _arg(node, 2, "dim", 0)
     return Call("chunk", {"chunks": chunks, "axis": axis(dim)}, tensor_args(node, 1))
 
 
-def _split(node, ops) -> Call:
+def _split(node) -> Call:
     dim = axis(_arg(node, 2, "dim", 0))
     sizes = [part.shape[dim + 1] for part in value_of(node)]
     return Call("split", {"sizes": sizes, "axis": dim}, tensor_args(node, 1))
 
 
-def _add_method(node, ops) -> Call:
+def _add_method(node) -> Call:
     if not _two_tensors(node):
         raise Unsupported("a sum that is not of two tensors")
     return Call("add", {}, tensor_args(node))
@@ -428,23 +416,22 @@ def _add_method(node, ops) -> Call:
 _METHODS = {
     **{name: _method_unary(name.rstrip("_")) for name in ("relu", "relu_", "sigmoid", "sigmoid_")},
     **{name: _method_unary("tanh") for name in ("tanh", "tanh_")},
-    **{name: (lambda node, ops: Alias(node.args[0].name)) for name in THROUGH},
+    **{name: (lambda node: Alias(node.args[0].name)) for name in THROUGH},
     **{name: _add_method for name in ("add", "add_", "__add__", "__iadd__")},
-    "mul": lambda node, ops: _multiply(node),
-    "mul_": lambda node, ops: _multiply(node),
+    "mul": lambda node: _multiply(node),
+    "mul_": lambda node: _multiply(node),
     "mean": _mean,
-    "flatten": lambda node, ops: _flatten(node, tensor_args(node, 1)),
-    "permute": lambda node, ops: _permute(
+    "flatten": lambda node: _flatten(node, tensor_args(node, 1)),
+    "permute": lambda node: _permute(
         node, list(node.args[1] if isinstance(node.args[1], (list, tuple)) else node.args[1:])
     ),
     "transpose": _transpose,
-    "view": lambda node, ops: _reshape(node),
-    "reshape": lambda node, ops: _reshape(node),
+    "view": lambda node: _reshape(node),
+    "reshape": lambda node: _reshape(node),
     "expand": _expand,
     "chunk": _chunk,
     "split": _split,
 }
-_NEEDS_OPS: set = {_getitem}  # handlers that read what earlier values were lifted as
 
 
 def _permute(node, dims: list[int]) -> Call:

@@ -16,8 +16,10 @@ from typing import Any
 
 from archspec.errors import Diagnostic, Pos
 from archspec.importing.calls import (
+    LIFTED_AS,
     THROUGH,
     Alias,
+    base,
     lift_function,
     lift_method,
     own_weight_functions,
@@ -61,12 +63,11 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
         )
     skipped = shape_checks(graph) | weight_reads(graph) | _unused(graph)
     aliases: dict[str, str] = {}
-    ops: dict[str, str] = {}  # fx value -> the op it was lifted as
     for node in graph.nodes:
         if node.op in ("placeholder", "output") or node in skipped:
             continue
         try:
-            found = _lift_node(node, modules, ops)
+            found = _lift_node(node, modules)
         except Unsupported as exc:
             problems.append(_problem(node, captured.target, str(exc), modules))
             continue
@@ -75,7 +76,8 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
             continue
         for item in found:
             item.inputs = [_resolve(aliases, v) for v in item.inputs]
-            ops[item.name] = item.op
+            if item.name == node.name:  # what a later `node[k]` or `x, _ =` reads
+                node.meta[LIFTED_AS] = item.op
         lifted += found
     lifted = fold_patterns(_dissolve_owners(lifted, modules, problems, captured.target))
     result = output.args[0]
@@ -93,8 +95,8 @@ def lift(captured) -> tuple[list[Lifted], str, str, list[Diagnostic]]:
 
 def _resolve(aliases: dict[str, str], value: str) -> str:
     """The value an alias stands for (`chunk_1[0]` for a part of a chunk)."""
-    base, bracket, index = value.partition("[")
-    return aliases.get(base, base) + bracket + index
+    value_base = base(value)
+    return aliases.get(value_base, value_base) + value[len(value_base) :]
 
 
 def shape_checks(graph) -> set:
@@ -151,18 +153,18 @@ def _without_defaults(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _lift_node(node, modules: dict[str, Any], ops: dict[str, str]) -> list[Lifted] | Alias:
+def _lift_node(node, modules: dict[str, Any]) -> list[Lifted] | Alias:
     """One call as primitives: usually one; a spatial mean that drops its axes is a
     global pool and a flatten (the flatten keeps the call's name: its readers read it)."""
     expand = expansion(node.target) if node.op == "call_function" else None
     if expand is not None:  # a library function torch.fx keeps whole: its primitives
-        scopes = [(path, cls) for path, cls in node.meta.get("nn_module_stack", {}).values()]
+        scopes = _scopes(node)
 
         def make(name, op, attrs, inputs, leaf, params):
             return Lifted(name, op, _without_defaults(op, attrs), inputs, scopes, leaf, params)
 
         return expand(node, make)
-    item = _lift_call(node, modules, ops)
+    item = _lift_call(node, modules)
     if isinstance(item, Alias):
         return item
     item.attrs = _without_defaults(item.op, item.attrs)
@@ -172,8 +174,8 @@ def _lift_node(node, modules: dict[str, Any], ops: dict[str, str]) -> list[Lifte
     return [pool, Lifted(item.name, "flatten", {}, [pool.name], item.scopes)]
 
 
-def _lift_call(node, modules: dict[str, Any], ops: dict[str, str]) -> Lifted | Alias:
-    scopes = [(path, cls) for path, cls in node.meta.get("nn_module_stack", {}).values()]
+def _lift_call(node, modules: dict[str, Any]) -> Lifted | Alias:
+    scopes = _scopes(node)
     if node.op == "call_module":
         module = modules[node.target]
         if type(module) in (_identity(),):
@@ -182,13 +184,18 @@ def _lift_call(node, modules: dict[str, Any], ops: dict[str, str]) -> Lifted | A
         return _owned(node.name, op, attrs, _module_inputs(node, op), scopes, node.target, module)
     if node.op == "get_attr":
         return _parameter(node, modules, scopes)
-    found = lift_function(node, ops) if node.op == "call_function" else lift_method(node, ops)
+    found = lift_function(node) if node.op == "call_function" else lift_method(node)
     if isinstance(found, Alias):
         return found
     if found.owner is not None:
         owner = modules[found.owner]
         return _owned(node.name, found.op, found.attrs, found.inputs, scopes, found.owner, owner)
     return Lifted(node.name, found.op, found.attrs, found.inputs, scopes)
+
+
+def _scopes(node) -> list[tuple[str, type]]:
+    """The modules a call ran in, outermost first: (path, class)."""
+    return [(path, cls) for path, cls in node.meta.get("nn_module_stack", {}).values()]
 
 
 def _owned(name, op, attrs, inputs, scopes, path: str, module) -> Lifted:

@@ -63,30 +63,40 @@ def _linear(m) -> tuple[str, dict[str, Any]]:
     return "linear", {"out": m.out_features, "bias": m.bias is not None}
 
 
-def _max_pool(m) -> tuple[str, dict[str, Any]]:
-    if m.return_indices:
+def max_pool(kernel, stride, padding, dilation, ceil_mode, return_indices) -> dict[str, Any]:
+    """`max_pool2d`'s attributes, from nn.MaxPool2d's or F.max_pool2d's arguments."""
+    if return_indices:
         raise Unsupported("return_indices=True")
-    attrs = {
-        "kernel": pair(m.kernel_size),
-        "stride": pair(m.stride or m.kernel_size),
-        "padding": pair(m.padding),
-        "ceil_mode": m.ceil_mode,
-        "dilation": pair(m.dilation),
+    return {
+        "kernel": pair(kernel),
+        "stride": pair(stride or kernel),
+        "padding": pair(padding),
+        "ceil_mode": ceil_mode,
+        "dilation": pair(dilation),
     }
-    return "max_pool2d", attrs
+
+
+def avg_pool(kernel, stride, padding, ceil_mode, count_include_pad, divisor) -> dict[str, Any]:
+    """`avg_pool2d`'s attributes, from nn.AvgPool2d's or F.avg_pool2d's arguments."""
+    if divisor is not None:
+        raise Unsupported("divisor_override")
+    return {
+        "kernel": pair(kernel),
+        "stride": pair(stride or kernel),
+        "padding": pair(padding),
+        "ceil_mode": ceil_mode,
+        "count_include_pad": count_include_pad,
+    }
+
+
+def _max_pool(m) -> tuple[str, dict[str, Any]]:
+    args = (m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
+    return "max_pool2d", max_pool(*args)
 
 
 def _avg_pool(m) -> tuple[str, dict[str, Any]]:
-    if m.divisor_override is not None:
-        raise Unsupported("divisor_override")
-    attrs = {
-        "kernel": pair(m.kernel_size),
-        "stride": pair(m.stride or m.kernel_size),
-        "padding": pair(m.padding),
-        "ceil_mode": m.ceil_mode,
-        "count_include_pad": m.count_include_pad,
-    }
-    return "avg_pool2d", attrs
+    args = (m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
+    return "avg_pool2d", avg_pool(*args, m.divisor_override)
 
 
 def _adaptive(op: str, global_op: str):
@@ -152,5 +162,4 @@ def _simple() -> dict[type, str]:
         nn.Hardsigmoid: "hardsigmoid",
         nn.Sigmoid: "sigmoid",
         nn.Tanh: "tanh",
-        nn.Identity: "identity",
     }

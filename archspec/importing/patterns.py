@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from itertools import pairwise
 
+from archspec.importing.calls import base
+
 
 def fold_patterns(lifted: list) -> list:
     """The primitives with every foldable run folded into one."""
-    readers = Counter(v.partition("[")[0] for item in lifted for v in item.inputs)
+    readers = Counter(base(v) for item in lifted for v in item.inputs)
     out: list = []
     k = 0
     while k < len(lifted):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.errors import Diagnostic, Pos
+from archspec.importing.calls import base
 from archspec.importing.lift import Lifted
 
 
@@ -264,11 +265,6 @@ def _one_op(scope: Scope) -> bool:
         and not any(True for _ in scope.module.parameters())
         and not any(True for _ in scope.module.buffers())
     )
-
-
-def base(value: str) -> str:
-    """The fx value a reference reads a part of (`chunk_1` for `chunk_1[0]`)."""
-    return value.partition("[")[0]
 
 
 def _ref(names: dict[str, str], value: str) -> str | None:
